@@ -1,0 +1,212 @@
+//! `dropletguard`: audit a DigitalOcean account's Droplets against a policy, from a laptop.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use shared::digitalocean::{Client, ClientConfig, Token};
+use shared::report::{to_sarif, to_table, Report};
+use shared::{Policy, Scope};
+
+mod demo;
+
+#[derive(Parser)]
+#[command(
+    name = "dropletguard",
+    version,
+    about = "Keeps a DigitalOcean account's Droplets secure"
+)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check every Droplet (or the named ones) against the policy. Exit 0 compliant, 1 findings, 2 error.
+    Audit {
+        /// Policy file (TOML); else $DROPLETGUARD_POLICY; else the built-in default policy.
+        #[arg(long, env = "DROPLETGUARD_POLICY")]
+        policy: Option<PathBuf>,
+        /// Only this Droplet (repeatable).
+        #[arg(long = "droplet", value_name = "ID")]
+        droplets: Vec<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Leave out the checks that need a connection to the Droplet.
+        #[arg(long)]
+        no_ssh: bool,
+    },
+    /// Start the built-in simulator with an insecure sample fleet and audit it.
+    Demo,
+    /// Serve the DigitalOcean API simulator until stopped.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Droplets in the generated fleet.
+        #[arg(long, default_value_t = 100)]
+        droplets: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Latency added to every API answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of Droplets given a defect, 0.0 to 1.0.
+        #[arg(long, default_value_t = 0.3)]
+        defect_rate: f64,
+        /// The bearer token clients must send.
+        #[arg(
+            long,
+            env = "DIGITALOCEAN_TOKEN",
+            default_value = "dropletguard-sim",
+            hide_env_values = true
+        )]
+        token: String,
+    },
+}
+
+fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
+    match path {
+        Some(p) => Ok(Policy::load(p)?),
+        None => Ok(Policy::default()),
+    }
+}
+
+fn print_report(report: &Report, format: Format) -> Result<()> {
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(report)?,
+        Format::Sarif => serde_json::to_string_pretty(&to_sarif(report))?,
+        Format::Table => to_table(report, terminal_width()),
+    };
+    println!("{}", text.trim_end());
+    Ok(())
+}
+
+fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())
+}
+
+async fn audit(
+    policy: Option<PathBuf>,
+    droplets: Vec<u64>,
+    format: Format,
+    no_ssh: bool,
+) -> Result<ExitCode> {
+    let policy = load_policy(policy.as_ref())?;
+    let client = Client::from_env()?;
+    let scope = Scope {
+        droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
+        no_ssh,
+    };
+    let report = shared::audit::audit(&client, &policy, &scope, "cli").await?;
+    print_report(&report, format)?;
+    Ok(if report.has_findings() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn serve_sim(
+    listen: std::net::SocketAddr,
+    droplets: usize,
+    seed: u64,
+    latency_ms: u64,
+    defect_rate: f64,
+    token: String,
+) -> Result<ExitCode> {
+    if !(0.0..=1.0).contains(&defect_rate) {
+        anyhow::bail!("--defect-rate must be between 0.0 and 1.0 (got {defect_rate})");
+    }
+    let mut spec = sim::FleetSpec::new(droplets, seed);
+    spec.defect_rate = defect_rate;
+    let mut state = sim::fleet::generate(&spec);
+    state.faults.latency_ms = latency_ms;
+    let s = sim::Sim::start(listen, &token, state)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!(
+        "DigitalOcean API simulator on {} with {droplets} Droplets (seed {seed}); send the token given with --token or $DIGITALOCEAN_TOKEN.",
+        s.url()
+    );
+    eprintln!("Try: DIGITALOCEAN_API_URL={} dropletguard audit", s.url());
+    eprintln!("Controls: GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected. Ctrl-C stops.", s.url());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    s.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Audit {
+            policy,
+            droplets,
+            format,
+            no_ssh,
+        } => audit(policy, droplets, format, no_ssh).await,
+        Command::Demo => demo::run().await,
+        Command::Sim {
+            listen,
+            droplets,
+            seed,
+            latency_ms,
+            defect_rate,
+            token,
+        } => serve_sim(listen, droplets, seed, latency_ms, defect_rate, token).await,
+    }
+}
+
+/// Builds a client for a simulator URL and token (the demo's, and tests').
+pub(crate) fn client_for(url: &str, token: &str) -> Result<Client> {
+    Ok(Client::new(ClientConfig::new(url, Token::new(token)))?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The audit engine that every entry point calls: snapshot, evaluate, report.
+
+use std::collections::HashSet;
+
+use chrono::{SecondsFormat, Utc};
+
+use crate::digitalocean::{ApiError, Client};
+use crate::evaluate::{evaluate, Scope, Snapshot};
+use crate::policy::Policy;
+use crate::report::{Report, RunInfo};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("no Droplet with id {} in this account", .0.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    UnknownDroplets(Vec<u64>),
+}
+
+/// RFC 3339 time, UTC, seconds.
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A run of the engine: what triggered it, and when it started.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    pub trigger: String,
+    pub started_at: String,
+    requests_at_start: u64,
+}
+
+impl Run {
+    pub fn start(trigger: &str, client: &Client) -> Self {
+        Run {
+            id: uuid::Uuid::new_v4().to_string(),
+            trigger: trigger.to_string(),
+            started_at: now_rfc3339(),
+            requests_at_start: client.requests(),
+        }
+    }
+
+    pub fn finish(&self, client: &Client, complete: bool) -> RunInfo {
+        RunInfo {
+            id: self.id.clone(),
+            trigger: self.trigger.clone(),
+            started_at: self.started_at.clone(),
+            finished_at: now_rfc3339(),
+            api_requests: client.requests().saturating_sub(self.requests_at_start),
+            complete,
+        }
+    }
+}
+
+/// Checks that every Droplet the scope names exists in the snapshot.
+pub fn check_scope(snapshot: &Snapshot, scope: &Scope) -> Result<Vec<u64>, AuditError> {
+    let present: HashSet<u64> = snapshot.droplets.iter().map(|d| d.id).collect();
+    if let Some(ids) = &scope.droplet_ids {
+        let missing: Vec<u64> = ids
+            .iter()
+            .filter(|id| !present.contains(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            return Err(AuditError::UnknownDroplets(missing));
+        }
+    }
+    Ok(snapshot
+        .droplets
+        .iter()
+        .filter(|d| scope.includes(d.id))
+        .map(|d| d.id)
+        .collect())
+}
+
+/// A full audit: reads the account, evaluates the policy over the Droplets in scope.
+pub async fn audit(
+    client: &Client,
+    policy: &Policy,
+    scope: &Scope,
+    trigger: &str,
+) -> Result<Report, AuditError> {
+    let run = Run::start(trigger, client);
+    let snapshot = Snapshot::fetch(client).await?;
+    let ids = check_scope(&snapshot, scope)?;
+    let findings = evaluate(&snapshot, policy, scope);
+    let complete = snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok();
+    tracing::info!(
+        droplets = ids.len(),
+        firewalls = snapshot.firewalls.len(),
+        findings = findings.len(),
+        "audit evaluated"
+    );
+    Ok(Report::new(
+        run.finish(client, complete),
+        &ids,
+        findings,
+        Vec::new(),
+    ))
+}

@@ -1,0 +1,57 @@
+use std::time::Duration;
+
+/// What went wrong talking to the DigitalOcean API. Never carries the token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The API kept answering 429 and the retry budget ran out.
+    #[error("{method} {path}: rate limited by the API after {attempts} attempts (next try allowed in {}s)", wait.as_secs())]
+    RateLimited {
+        method: String,
+        path: String,
+        wait: Duration,
+        attempts: u32,
+    },
+    /// The API answered with an error status and body.
+    #[error("{method} {path}: HTTP {status} {id}: {message}{}", request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        id: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// The request could not be sent or its answer not read.
+    #[error("{method} {path}: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// The answer was not the JSON the spec describes.
+    #[error("{method} {path}: could not decode the response: {message}")]
+    Decode {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// The client was configured wrongly.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl ApiError {
+    /// HTTP status of an API error, if it was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Api { status, .. } => Some(*status),
+            ApiError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}

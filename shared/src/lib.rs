@@ -1,0 +1,16 @@
+//! dropletguard's library: everything that decides or talks to DigitalOcean.
+//!
+//! Data flows one way: fetch a [`Snapshot`] of the account, [`evaluate`] it against a
+//! [`Policy`] (pure), then render a [`report::Report`].
+
+pub mod audit;
+pub mod digitalocean;
+pub mod evaluate;
+pub mod net;
+pub mod policy;
+pub mod report;
+pub mod rules;
+mod snapshot;
+
+pub use evaluate::{evaluate, Scope, Snapshot};
+pub use policy::Policy;

@@ -1,0 +1,460 @@
+//! The policy file (TOML): its keys, defaults and validation.
+//!
+//! Parsing is strict: an unknown key or a malformed value is an error that names the file,
+//! the line and the key, so that a typo can never silently weaken the policy.
+
+mod ports;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use ports::PortRange;
+
+use crate::net::Cidr;
+use crate::rules;
+
+/// Remediation mode of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Audit,
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Audit => "audit",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordAuth {
+    Forbid,
+    Allow,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub management: Management,
+    pub firewall: FirewallPolicy,
+    pub ssh: SshPolicy,
+    pub vpc: VpcPolicy,
+    pub services: ServicesPolicy,
+    pub remediation: RemediationPolicy,
+    /// Per-rule overrides, keyed by rule id.
+    pub rules: BTreeMap<String, RuleOverride>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Management {
+    /// Where admins and dropletguard reach Droplets from.
+    pub cidrs: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallPolicy {
+    pub required: bool,
+    pub world_open_allowed: Vec<PortRange>,
+    pub forbidden_ports: Vec<PortRange>,
+    pub baseline_name: String,
+    pub baseline_tag: String,
+}
+
+impl Default for FirewallPolicy {
+    fn default() -> Self {
+        FirewallPolicy {
+            required: true,
+            world_open_allowed: vec![PortRange::single(80), PortRange::single(443)],
+            forbidden_ports: [25, 3306, 5432, 6379, 27017]
+                .into_iter()
+                .map(PortRange::single)
+                .collect(),
+            baseline_name: "dropletguard-baseline".into(),
+            baseline_tag: "dropletguard-baseline".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshPolicy {
+    pub port: u16,
+    pub password_auth: PasswordAuth,
+    pub probe: bool,
+    pub sshd_config: String,
+}
+
+impl Default for SshPolicy {
+    fn default() -> Self {
+        SshPolicy {
+            port: 22,
+            password_auth: PasswordAuth::Forbid,
+            probe: true,
+            sshd_config: "/etc/ssh/sshd_config".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VpcPolicy {
+    pub forbid_default: bool,
+    pub environment_tag_prefix: String,
+    pub tenant_tag_prefix: String,
+}
+
+impl Default for VpcPolicy {
+    fn default() -> Self {
+        VpcPolicy {
+            forbid_default: true,
+            environment_tag_prefix: "env:".into(),
+            tenant_tag_prefix: "tenant:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesPolicy {
+    pub allowed_public: Vec<String>,
+}
+
+impl Default for ServicesPolicy {
+    fn default() -> Self {
+        ServicesPolicy {
+            allowed_public: vec!["sshd".into(), "nginx".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemediationPolicy {
+    pub mode: Mode,
+    pub max_changes_per_run: u32,
+    pub exempt_tag: String,
+    pub quarantine_name: String,
+}
+
+impl Default for RemediationPolicy {
+    fn default() -> Self {
+        RemediationPolicy {
+            mode: Mode::Audit,
+            max_changes_per_run: 10,
+            exempt_tag: "dropletguard-exempt".into(),
+            quarantine_name: "dropletguard-quarantine".into(),
+        }
+    }
+}
+
+/// `[rules."<id>"]`: per-rule mode, and whether the rule runs at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleOverride {
+    pub mode: Option<Mode>,
+    pub enabled: bool,
+}
+
+impl Default for RuleOverride {
+    fn default() -> Self {
+        RuleOverride {
+            mode: None,
+            enabled: true,
+        }
+    }
+}
+
+/// A policy file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read the policy: {message}")]
+    Read { file: String, message: String },
+    /// `FILE:LINE: message`, the message naming the key.
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+}
+
+impl Policy {
+    /// The effective mode of a rule: its override, else `[remediation] mode`.
+    pub fn mode_for(&self, rule: &str) -> Mode {
+        self.rules
+            .get(rule)
+            .and_then(|o| o.mode)
+            .unwrap_or(self.remediation.mode)
+    }
+
+    pub fn rule_enabled(&self, rule: &str) -> bool {
+        self.rules.get(rule).is_none_or(|o| o.enabled)
+    }
+
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        Policy::parse(&text, &file)
+    }
+
+    /// Parses and validates policy text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let (line, key) = locate(text, offset);
+            let message = e.message().trim().to_string();
+            let message = match key {
+                Some(k) if !message.contains(&format!("`{k}`")) => format!("{k}: {message}"),
+                Some(k) => format!("{k}: {message}"),
+                None => message,
+            };
+            PolicyError::Invalid {
+                file: file.to_string(),
+                line,
+                message,
+            }
+        })?;
+        policy.validate(text, file)?;
+        Ok(policy)
+    }
+
+    fn validate(&self, text: &str, file: &str) -> Result<(), PolicyError> {
+        let invalid = |needle: &str, key: &str, message: String| PolicyError::Invalid {
+            file: file.to_string(),
+            line: find_line(text, needle),
+            message: format!("{key}: {message}"),
+        };
+        for id in self.rules.keys() {
+            if rules::info(id).is_none() {
+                return Err(invalid(
+                    id,
+                    &format!("rules.\"{id}\""),
+                    format!("unknown rule id; known rules: {}", rules::ids().join(", ")),
+                ));
+            }
+        }
+        if self.ssh.port == 0 {
+            return Err(invalid("port", "ssh.port", "0 is not a port".into()));
+        }
+        for (key, value) in [
+            ("firewall.baseline_name", &self.firewall.baseline_name),
+            ("firewall.baseline_tag", &self.firewall.baseline_tag),
+            ("remediation.exempt_tag", &self.remediation.exempt_tag),
+            (
+                "remediation.quarantine_name",
+                &self.remediation.quarantine_name,
+            ),
+        ] {
+            let short = key.rsplit('.').next().unwrap_or(key);
+            if value.trim().is_empty() {
+                return Err(invalid(short, key, "must not be empty".into()));
+            }
+            if key.ends_with("_tag") && !valid_tag(value) {
+                return Err(invalid(
+                    short,
+                    key,
+                    format!("{value:?} is not a valid DigitalOcean tag (letters, digits, '-', '_', ':'; at most 255)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// DigitalOcean's tag name rule.
+pub fn valid_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 255
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
+}
+
+/// 1-based line of the first line mentioning `needle` (as a key or quoted), else 1.
+fn find_line(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let code = l.split('#').next().unwrap_or("");
+            code.contains(&format!("\"{needle}\"")) || code.trim_start().starts_with(needle)
+        })
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// The 1-based line of a byte offset, and the dotted key written there (or above, for a
+/// value inside a multi-line array).
+fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
+    let offset = offset.min(text.len());
+    let line_idx = text[..offset].matches('\n').count();
+    let lines: Vec<&str> = text.lines().collect();
+    let header = |upto: usize| -> Option<String> {
+        lines[..upto.min(lines.len())].iter().rev().find_map(|l| {
+            let t = l.trim();
+            (t.starts_with('[') && !t.starts_with("[[") || t.starts_with("[[")).then(|| {
+                t.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
+        })
+    };
+    let Some(line) = lines.get(line_idx) else {
+        return (line_idx + 1, None);
+    };
+    let t = line.trim();
+    if t.starts_with('[') && !t.contains('=') {
+        let name = t
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        return (line_idx + 1, Some(name));
+    }
+    // Nearest `key =` at or above the error.
+    let key_line = (0..=line_idx).rev().find_map(|i| {
+        let l = lines.get(i)?.split('#').next().unwrap_or("");
+        let (k, _) = l.split_once('=')?;
+        let k = k.trim();
+        (!k.is_empty() && !k.starts_with('[') && !k.contains('"') || k.starts_with('"'))
+            .then(|| (i, k.to_string()))
+    });
+    match key_line {
+        Some((i, k)) => {
+            let key = match header(i) {
+                Some(h) if !h.is_empty() => format!("{h}.{k}"),
+                _ => k,
+            };
+            (line_idx + 1, Some(key))
+        }
+        None => (line_idx + 1, header(line_idx + 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Policy::parse(text, "p.toml")
+            .expect_err("policy should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_when_empty() {
+        let p = Policy::parse("", "p.toml").expect("empty policy is valid");
+        assert_eq!(p, Policy::default());
+        assert!(p.firewall.required && p.vpc.forbid_default);
+        assert_eq!(p.mode_for("firewall.missing"), Mode::Audit);
+        assert_eq!(p.remediation.max_changes_per_run, 10);
+    }
+
+    #[test]
+    fn contract_example_parses() {
+        let text = r#"
+[management]
+cidrs = ["203.0.113.0/24"]
+
+[firewall]
+required = true
+world_open_allowed = ["80", "443"]
+forbidden_ports = ["25", "3306", "5432", "6379", "27017"]
+baseline_name = "dropletguard-baseline"
+baseline_tag = "dropletguard-baseline"
+
+[ssh]
+port = 22
+password_auth = "forbid"
+probe = true
+sshd_config = "/etc/ssh/sshd_config"
+
+[vpc]
+forbid_default = true
+environment_tag_prefix = "env:"
+tenant_tag_prefix = "tenant:"
+
+[services]
+allowed_public = ["sshd", "nginx"]
+
+[remediation]
+mode = "audit"
+max_changes_per_run = 10
+exempt_tag = "dropletguard-exempt"
+quarantine_name = "dropletguard-quarantine"
+
+[rules."firewall.missing"]
+mode = "enforce"
+"#;
+        let p = Policy::parse(text, "p.toml").expect("contract example parses");
+        assert_eq!(p.mode_for("firewall.missing"), Mode::Enforce);
+        assert_eq!(p.mode_for("firewall.ssh-open"), Mode::Audit);
+        assert_eq!(p.management.cidrs.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = err("[firewall]\nrequired = true\nrequred = false\n");
+        assert!(e.starts_with("p.toml:3: "), "{e}");
+        assert!(e.contains("requred"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let e = err("[firewal]\nrequired = true\n");
+        assert!(e.starts_with("p.toml:1: "), "{e}");
+        assert!(e.contains("firewal"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let e = err("[remediation]\nmode = \"enforse\"\n");
+        assert!(e.starts_with("p.toml:2: remediation.mode"), "{e}");
+        let e = err("[management]\ncidrs = [\"203.0.113.0/24\", \"nope\"]\n");
+        assert!(e.starts_with("p.toml:2: management.cidrs"), "{e}");
+        assert!(e.contains("nope"), "{e}");
+        let e = err("[firewall]\nforbidden_ports = [\n  \"25\",\n  \"80-\",\n]\n");
+        // A bad element of a multi-line array is reported on the key's line.
+        assert!(e.starts_with("p.toml:2: firewall.forbidden_ports"), "{e}");
+        assert!(e.contains("\"80-\""), "{e}");
+        let e = err("[remediation]\nmax_changes_per_run = \"ten\"\n");
+        assert!(
+            e.starts_with("p.toml:2: remediation.max_changes_per_run"),
+            "{e}"
+        );
+        let e = err("[firewall]\nrequired = \"yes\"\n");
+        assert!(e.starts_with("p.toml:2: firewall.required"), "{e}");
+        let e = err("[ssh]\npassword_auth = \"sometimes\"\n");
+        assert!(e.starts_with("p.toml:2: ssh.password_auth"), "{e}");
+    }
+
+    #[test]
+    fn unknown_rule_id_is_an_error() {
+        let e = err(
+            "[remediation]\nmode = \"audit\"\n\n[rules.\"firewall.mising\"]\nmode = \"enforce\"\n",
+        );
+        assert!(e.starts_with("p.toml:4: "), "{e}");
+        assert!(e.contains("firewall.mising"), "{e}");
+    }
+
+    #[test]
+    fn bad_tag_is_an_error() {
+        let e = err("[firewall]\nbaseline_tag = \"has space\"\n");
+        assert!(e.starts_with("p.toml:2: firewall.baseline_tag"), "{e}");
+    }
+}

@@ -1,0 +1,198 @@
+//! The run report (CONTRACT.md): findings, changes and a summary, rendered as JSON, a table
+//! or SARIF 2.1.0.
+
+mod sarif;
+mod table;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use sarif::to_sarif;
+pub use table::to_table;
+
+use crate::policy::Mode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+impl Severity {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Fail,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Fail => "fail",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    Droplet,
+    Firewall,
+    Vpc,
+    Account,
+}
+
+impl ResourceType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResourceType::Droplet => "droplet",
+            ResourceType::Firewall => "firewall",
+            ResourceType::Vpc => "vpc",
+            ResourceType::Account => "account",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Resource {
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub mode: Mode,
+    /// What remediation would do or did (set by `remediate`, and by `--dry-run`).
+    pub planned: Option<String>,
+    pub applied: bool,
+    pub result: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub status: Status,
+    pub severity: Severity,
+    pub resource: Resource,
+    pub detail: String,
+    pub remediation: Remediation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeResource {
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    pub id: String,
+}
+
+/// One change made to the account, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub at: String,
+    pub resource: ChangeResource,
+    pub action: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// `ok` or `failed: <reason>`.
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: String,
+    /// `schedule`, `webhook`, `manual` or `cli`.
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub api_requests: u64,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub droplets: usize,
+    pub pass: usize,
+    pub fail: usize,
+    pub unknown: usize,
+    pub changes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: RunInfo,
+    pub summary: Summary,
+    pub findings: Vec<Finding>,
+    pub changes: Vec<Change>,
+}
+
+impl Report {
+    /// Builds the report of a run over `droplets` audited Droplets.
+    pub fn new(
+        run: RunInfo,
+        droplet_ids: &[u64],
+        findings: Vec<Finding>,
+        changes: Vec<Change>,
+    ) -> Self {
+        let summary = summarize(
+            droplet_ids,
+            &findings,
+            changes.iter().filter(|c| c.result == "ok").count(),
+        );
+        Report {
+            run,
+            summary,
+            findings,
+            changes,
+        }
+    }
+
+    /// Any `fail` or `unknown` finding.
+    pub fn has_findings(&self) -> bool {
+        !self.findings.is_empty()
+    }
+}
+
+/// Counts Droplets that pass, fail (at least one fail) or are unknown (the rest).
+pub fn summarize(droplet_ids: &[u64], findings: &[Finding], changes: usize) -> Summary {
+    let mut worst: BTreeMap<&str, Status> = BTreeMap::new();
+    for f in findings
+        .iter()
+        .filter(|f| f.resource.kind == ResourceType::Droplet)
+    {
+        let e = worst.entry(f.resource.id.as_str()).or_insert(f.status);
+        if f.status == Status::Fail {
+            *e = Status::Fail;
+        }
+    }
+    let mut s = Summary {
+        droplets: droplet_ids.len(),
+        changes,
+        ..Default::default()
+    };
+    for id in droplet_ids {
+        match worst.get(id.to_string().as_str()) {
+            None => s.pass += 1,
+            Some(Status::Fail) => s.fail += 1,
+            Some(Status::Unknown) => s.unknown += 1,
+        }
+    }
+    s
+}

@@ -1,0 +1,110 @@
+//! SARIF 2.1.0: one run, the rule catalogue as the driver's rules, one result per finding with
+//! the resource (a Droplet, firewall or the account) as its location.
+
+use serde_json::{json, Value};
+
+use super::{Report, ResourceType, Severity, Status};
+use crate::rules::RULES;
+
+fn level(sev: Severity) -> &'static str {
+    match sev {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low => "note",
+    }
+}
+
+fn security_severity(sev: Severity) -> &'static str {
+    match sev {
+        Severity::Critical => "9.5",
+        Severity::High => "7.5",
+        Severity::Medium => "5.0",
+        Severity::Low => "2.5",
+    }
+}
+
+fn console_uri(kind: ResourceType, id: &str) -> String {
+    match kind {
+        ResourceType::Droplet => format!("https://cloud.digitalocean.com/droplets/{id}"),
+        ResourceType::Firewall => {
+            format!("https://cloud.digitalocean.com/networking/firewalls/{id}")
+        }
+        ResourceType::Vpc => format!("https://cloud.digitalocean.com/networking/vpc/{id}"),
+        ResourceType::Account => "https://cloud.digitalocean.com/account/security".to_string(),
+    }
+}
+
+pub fn to_sarif(report: &Report) -> Value {
+    let rules: Vec<Value> = RULES
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "name": r.id.replace(['.', '-'], "_"),
+                "shortDescription": {"text": r.title},
+                "fullDescription": {"text": r.help},
+                "help": {"text": r.help, "markdown": format!("**{}**\n\n{}", r.title, r.help)},
+                "defaultConfiguration": {"level": level(r.severity)},
+                "properties": {
+                    "security-severity": security_severity(r.severity),
+                    "tags": ["security", "digitalocean"],
+                    "needs-ssh": r.needs_ssh
+                }
+            })
+        })
+        .collect();
+    let results: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let rule_index = RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
+            let (kind, lvl) = match f.status {
+                Status::Fail => ("fail", level(f.severity)),
+                Status::Unknown => ("open", "none"),
+            };
+            let fq = format!("{}/{}", f.resource.kind.as_str(), f.resource.id);
+            json!({
+                "ruleId": f.rule,
+                "ruleIndex": rule_index,
+                "kind": kind,
+                "level": lvl,
+                "message": {"text": format!("{} {} ({}): {}", f.resource.kind.as_str(), f.resource.name, f.resource.id, f.detail)},
+                "locations": [{
+                    "physicalLocation": {"artifactLocation": {"uri": console_uri(f.resource.kind, &f.resource.id)}},
+                    "logicalLocations": [{
+                        "name": f.resource.name,
+                        "fullyQualifiedName": fq,
+                        "kind": "resource"
+                    }]
+                }],
+                "partialFingerprints": {"dropletguard/v1": format!("{}:{}", f.rule, fq)},
+                "properties": {
+                    "status": f.status.as_str(),
+                    "severity": f.severity.as_str(),
+                    "security-severity": security_severity(f.severity),
+                    "remediation": f.remediation
+                }
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "dropletguard",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/dropletguard/dropletguard",
+                "rules": rules
+            }},
+            "automationDetails": {"id": format!("dropletguard/{}/{}", report.run.trigger, report.run.id)},
+            "invocations": [{
+                "executionSuccessful": report.run.complete,
+                "startTimeUtc": report.run.started_at,
+                "endTimeUtc": report.run.finished_at
+            }],
+            "results": results,
+            "properties": {"summary": report.summary, "api_requests": report.run.api_requests}
+        }]
+    })
+}

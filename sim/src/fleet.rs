@@ -1,0 +1,484 @@
+//! A seeded fleet generator: regions, default and per-environment/tenant VPCs, tagged Droplets
+//! (GPU ones among them), and firewalls good and bad. Each Droplet is given a defect profile
+//! on purpose, and the findings those defects must produce are recorded beside the fleet: an
+//! oracle that does not come from the evaluator it checks.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use shared::digitalocean::{
+    Firewall, InboundRule, OutboundRule, PendingChange, Protocol, SshKey, Targets, Vpc,
+};
+
+use crate::state::{ExpectedFinding, SimDroplet, State};
+
+/// The management range the generated fleet's good firewalls admit SSH from.
+pub const MANAGEMENT_CIDR: &str = "203.0.113.0/24";
+
+/// The policy under which the fleet's expected findings hold.
+pub const FLEET_POLICY: &str = r#"# The policy the simulator's generated fleets are audited against.
+[management]
+cidrs = ["203.0.113.0/24"]
+"#;
+
+const REGIONS: &[&str] = &["nyc3", "sfo3", "ams3", "fra1", "sgp1"];
+const ENVS: &[&str] = &["prod", "staging", "dev"];
+const TENANTS: &[&str] = &["acme", "globex", "initech"];
+const ROLES: &[&str] = &["web", "api", "worker", "db", "cache"];
+
+/// What is wrong with a generated Droplet, on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Clean,
+    NoFirewall,
+    SshFromRange,
+    SshWorld,
+    DbWorld,
+    UdpWorld,
+    DefaultVpc,
+    NoVpc,
+    FailedFirewall,
+    PendingChange,
+    MixedEnv,
+    MixedTenant,
+}
+
+const DEFECTS: &[Profile] = &[
+    Profile::NoFirewall,
+    Profile::SshFromRange,
+    Profile::SshWorld,
+    Profile::DbWorld,
+    Profile::UdpWorld,
+    Profile::DefaultVpc,
+    Profile::NoVpc,
+    Profile::FailedFirewall,
+    Profile::PendingChange,
+    Profile::MixedEnv,
+    Profile::MixedTenant,
+];
+
+impl Profile {
+    /// The rules this defect must fail.
+    pub fn expected_rules(self) -> &'static [&'static str] {
+        use shared::rules::*;
+        match self {
+            Profile::Clean => &[],
+            Profile::NoFirewall => &[FIREWALL_MISSING],
+            Profile::SshFromRange => &[FIREWALL_SSH_OPEN],
+            Profile::SshWorld => &[FIREWALL_SSH_OPEN, FIREWALL_WORLD_OPEN],
+            Profile::DbWorld => &[FIREWALL_WORLD_OPEN, FIREWALL_FORBIDDEN_PORT],
+            Profile::UdpWorld => &[FIREWALL_WORLD_OPEN],
+            Profile::DefaultVpc | Profile::NoVpc => &[VPC_DEFAULT],
+            Profile::FailedFirewall | Profile::PendingChange => &[FIREWALL_NOT_APPLIED],
+            Profile::MixedEnv => &[VPC_MIXED_ENVIRONMENTS],
+            Profile::MixedTenant => &[VPC_MIXED_TENANTS],
+        }
+    }
+
+    /// The tag of the bad firewall that plants this defect, if any.
+    fn bad_tag(self) -> Option<&'static str> {
+        match self {
+            Profile::SshFromRange => Some("bad:ssh-range"),
+            Profile::SshWorld => Some("bad:ssh-world"),
+            Profile::DbWorld => Some("bad:db-world"),
+            Profile::UdpWorld => Some("bad:udp-world"),
+            Profile::FailedFirewall => Some("bad:failed"),
+            Profile::PendingChange => Some("bad:pending"),
+            _ => None,
+        }
+    }
+}
+
+/// How to generate a fleet.
+#[derive(Debug, Clone)]
+pub struct FleetSpec {
+    pub droplets: usize,
+    pub seed: u64,
+    /// Share of Droplets given a defect (0.0 to 1.0).
+    pub defect_rate: f64,
+    /// Every Nth Droplet is a GPU Droplet (0: none).
+    pub gpu_every: usize,
+    /// Whether the account has SSH keys.
+    pub ssh_keys: bool,
+}
+
+impl FleetSpec {
+    pub fn new(droplets: usize, seed: u64) -> Self {
+        FleetSpec {
+            droplets,
+            seed,
+            defect_rate: 0.3,
+            gpu_every: 25,
+            ssh_keys: true,
+        }
+    }
+}
+
+fn uuid_from(rng: &mut StdRng) -> String {
+    let b: [u8; 16] = rng.gen();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn world() -> Targets {
+    Targets::addresses(["0.0.0.0/0", "::/0"])
+}
+
+fn rule(protocol: Protocol, ports: &str, sources: Targets) -> InboundRule {
+    InboundRule {
+        protocol,
+        ports: ports.into(),
+        sources,
+    }
+}
+
+fn outbound_all() -> Vec<OutboundRule> {
+    [
+        (Protocol::Tcp, "0"),
+        (Protocol::Udp, "0"),
+        (Protocol::Icmp, ""),
+    ]
+    .into_iter()
+    .map(|(protocol, ports)| OutboundRule {
+        protocol,
+        ports: ports.into(),
+        destinations: world(),
+    })
+    .collect()
+}
+
+fn firewall(
+    rng: &mut StdRng,
+    name: &str,
+    inbound: Vec<InboundRule>,
+    tags: Vec<String>,
+) -> Firewall {
+    Firewall {
+        id: uuid_from(rng),
+        name: name.into(),
+        status: Some("succeeded".into()),
+        created_at: Some("2025-01-15T10:00:00Z".into()),
+        inbound_rules: inbound,
+        outbound_rules: outbound_all(),
+        droplet_ids: vec![],
+        tags,
+        pending_changes: vec![],
+    }
+}
+
+fn good_rules() -> Vec<InboundRule> {
+    vec![
+        rule(Protocol::Tcp, "22", Targets::addresses([MANAGEMENT_CIDR])),
+        rule(Protocol::Tcp, "80", world()),
+        rule(Protocol::Tcp, "443", world()),
+        rule(Protocol::Icmp, "", world()),
+    ]
+}
+
+fn vpc(rng: &mut StdRng, name: &str, region: &str, default: bool, n: usize) -> Vpc {
+    let id = uuid_from(rng);
+    Vpc {
+        urn: Some(format!("do:vpc:{id}")),
+        id,
+        name: name.into(),
+        description: Some(if default {
+            String::new()
+        } else {
+            format!("{name} network")
+        }),
+        region: region.into(),
+        ip_range: Some(format!("10.{}.{}.0/20", 100 + n / 16, (n % 16) * 16)),
+        default,
+        created_at: Some("2025-01-10T09:00:00Z".into()),
+    }
+}
+
+/// Builds the account state for a spec, with its expected findings.
+pub fn generate(spec: &FleetSpec) -> State {
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut st = State {
+        next_id: 900_000_000,
+        ..Default::default()
+    };
+
+    // VPCs: a default per region, one per (region, env, tenant), and two shared ones in nyc3.
+    let mut n = 0;
+    let mut default_vpc = std::collections::HashMap::new();
+    let mut env_vpc = std::collections::HashMap::new();
+    for region in REGIONS {
+        let v = vpc(&mut rng, &format!("default-{region}"), region, true, n);
+        n += 1;
+        default_vpc.insert(*region, v.id.clone());
+        st.vpcs.push(v);
+        for env in ENVS {
+            for tenant in TENANTS {
+                let v = vpc(
+                    &mut rng,
+                    &format!("{env}-{tenant}-{region}"),
+                    region,
+                    false,
+                    n,
+                );
+                n += 1;
+                env_vpc.insert((*region, *env, *tenant), v.id.clone());
+                st.vpcs.push(v);
+            }
+        }
+    }
+    let shared_env = vpc(&mut rng, "shared-envs-nyc3", "nyc3", false, n);
+    let shared_tenant = vpc(&mut rng, "shared-tenants-nyc3", "nyc3", false, n + 1);
+    let (shared_env_id, shared_tenant_id) = (shared_env.id.clone(), shared_tenant.id.clone());
+    st.vpcs.push(shared_env);
+    st.vpcs.push(shared_tenant);
+
+    // Good firewalls, one per (env, tenant), attached by tag.
+    for env in ENVS {
+        for tenant in TENANTS {
+            let fw = firewall(
+                &mut rng,
+                &format!("{env}-{tenant}"),
+                good_rules(),
+                vec![format!("fw:{env}-{tenant}")],
+            );
+            st.firewalls.push(fw);
+        }
+    }
+
+    // Profiles.
+    let mut profiles: Vec<Profile> = (0..spec.droplets)
+        .map(|_| {
+            if rng.gen_bool(spec.defect_rate.clamp(0.0, 1.0)) {
+                DEFECTS[rng.gen_range(0..DEFECTS.len())]
+            } else {
+                Profile::Clean
+            }
+        })
+        .collect();
+    // A mixed VPC needs at least two members.
+    for p in [Profile::MixedEnv, Profile::MixedTenant] {
+        let members: Vec<usize> = (0..profiles.len()).filter(|&i| profiles[i] == p).collect();
+        if members.len() == 1 {
+            profiles[members[0]] = Profile::Clean;
+        }
+    }
+
+    let mut mixed_env_n = 0usize;
+    let mut mixed_tenant_n = 0usize;
+    let mut pending_ids = Vec::new();
+    for (i, profile) in profiles.iter().copied().enumerate() {
+        let id = 300_000_000 + i as u64 * 7 + 1;
+        let gpu = spec.gpu_every > 0 && i % spec.gpu_every == spec.gpu_every - 1;
+        let mut region = REGIONS[rng.gen_range(0..REGIONS.len())];
+        let mut env = ENVS[rng.gen_range(0..ENVS.len())];
+        let mut tenant = TENANTS[rng.gen_range(0..TENANTS.len())];
+        let role = ROLES[rng.gen_range(0..ROLES.len())];
+        let mut vpc_uuid = None;
+        match profile {
+            Profile::MixedEnv => {
+                region = "nyc3";
+                tenant = "acme";
+                env = if mixed_env_n % 2 == 0 { "prod" } else { "dev" };
+                mixed_env_n += 1;
+                vpc_uuid = Some(shared_env_id.clone());
+            }
+            Profile::MixedTenant => {
+                region = "nyc3";
+                env = "prod";
+                tenant = if mixed_tenant_n % 2 == 0 {
+                    "acme"
+                } else {
+                    "globex"
+                };
+                mixed_tenant_n += 1;
+                vpc_uuid = Some(shared_tenant_id.clone());
+            }
+            Profile::DefaultVpc => vpc_uuid = default_vpc.get(region).cloned(),
+            Profile::NoVpc => {}
+            _ => vpc_uuid = env_vpc.get(&(region, env, tenant)).cloned(),
+        }
+        let mut tags = vec![format!("role:{role}")];
+        // Droplets left in the default network carry no env/tenant tags (forgotten machines),
+        // so that default VPCs never mix environments or tenants.
+        if !matches!(profile, Profile::DefaultVpc | Profile::NoVpc) {
+            tags.push(format!("env:{env}"));
+            tags.push(format!("tenant:{tenant}"));
+        }
+        if profile != Profile::NoFirewall {
+            tags.push(format!("fw:{env}-{tenant}"));
+        }
+        if let Some(bad) = profile.bad_tag() {
+            tags.push(bad.to_string());
+        }
+        if profile == Profile::PendingChange {
+            pending_ids.push(id);
+        }
+        let name = format!("{env}-{tenant}-{role}-{i:05}");
+        st.droplets.insert(
+            id,
+            SimDroplet {
+                id,
+                name,
+                status: if i % 13 == 12 {
+                    "off".into()
+                } else {
+                    "active".into()
+                },
+                tags,
+                vpc_uuid,
+                region: region.into(),
+                size_slug: if gpu {
+                    "gpu-h100x1-80gb".into()
+                } else {
+                    "s-1vcpu-2gb".into()
+                },
+                public_ipv4: format!("198.18.{}.{}", (i / 250) % 256, i % 250 + 1),
+                private_ipv4: format!(
+                    "10.{}.{}.{}",
+                    100 + (i / 62500) % 100,
+                    (i / 250) % 250,
+                    i % 250 + 2
+                ),
+                ipv6: (i % 3 == 0)
+                    .then(|| format!("2001:db8:{:x}::{:x}", i / 65536, i % 65536 + 1)),
+                gpu,
+                created_at: format!("2025-{:02}-{:02}T12:00:00Z", i % 12 + 1, i % 28 + 1),
+            },
+        );
+        for rule in profile.expected_rules() {
+            st.expected.push(ExpectedFinding {
+                rule: rule.to_string(),
+                resource_type: "droplet".into(),
+                resource_id: id.to_string(),
+            });
+        }
+    }
+
+    // Bad firewalls, each attached by one tag.
+    let range = Targets::addresses(["198.51.100.0/24"]);
+    let bad = [
+        (
+            "partner-ssh",
+            "bad:ssh-range",
+            vec![rule(Protocol::Tcp, "22", range)],
+        ),
+        (
+            "ssh-anywhere",
+            "bad:ssh-world",
+            vec![rule(Protocol::Tcp, "22", world())],
+        ),
+        (
+            "postgres-public",
+            "bad:db-world",
+            vec![rule(
+                Protocol::Tcp,
+                "5432",
+                Targets::addresses(["0.0.0.0/0"]),
+            )],
+        ),
+        (
+            "dns-public",
+            "bad:udp-world",
+            vec![rule(Protocol::Udp, "53", world())],
+        ),
+        (
+            "broken",
+            "bad:failed",
+            vec![rule(
+                Protocol::Tcp,
+                "8443",
+                Targets::addresses([MANAGEMENT_CIDR]),
+            )],
+        ),
+        (
+            "rolling-out",
+            "bad:pending",
+            vec![rule(
+                Protocol::Tcp,
+                "9100",
+                Targets::addresses([MANAGEMENT_CIDR]),
+            )],
+        ),
+    ];
+    for (name, tag, rules) in bad {
+        let mut fw = firewall(&mut rng, name, rules, vec![tag.to_string()]);
+        if tag == "bad:failed" {
+            fw.status = Some("failed".into());
+        }
+        if tag == "bad:pending" {
+            fw.status = Some("waiting".into());
+            fw.pending_changes = pending_ids
+                .iter()
+                .map(|id| PendingChange {
+                    droplet_id: Some(*id),
+                    removing: Some(false),
+                    status: Some("waiting".into()),
+                })
+                .collect();
+        }
+        st.firewalls.push(fw);
+    }
+
+    // A legacy firewall holding ten clean Droplets by id: at the platform limit.
+    let clean: Vec<u64> = profiles
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p == Profile::Clean)
+        .map(|(i, _)| 300_000_000 + i as u64 * 7 + 1)
+        .take(10)
+        .collect();
+    if clean.len() == 10 {
+        let mut fw = firewall(&mut rng, "legacy-by-id", good_rules(), vec![]);
+        fw.droplet_ids = clean;
+        st.expected.push(ExpectedFinding {
+            rule: shared::rules::FIREWALL_LIMITS.into(),
+            resource_type: "firewall".into(),
+            resource_id: fw.id.clone(),
+        });
+        st.firewalls.push(fw);
+    }
+
+    if spec.ssh_keys {
+        st.ssh_keys = vec![
+            SshKey {
+                id: Some(512189),
+                fingerprint: Some("3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa".into()),
+                public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDyy2qhAqJ8Uu7lCGYQ8oA0OxnyJGdRiLIlHTakHLxW2 ops@example.com".into(),
+                name: "ops".into(),
+            },
+            SshKey {
+                id: Some(512190),
+                fingerprint: Some("8f:33:2a:11:0c:45:de:9a:71:5b:33:c0:12:aa:9e:01".into()),
+                public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Ol2KKmnBHzd5TT8HVsmL2nQD7rX0P1Bh8Sbm3rRn ci@example.com".into(),
+                name: "ci".into(),
+            },
+        ];
+    } else {
+        st.expected.push(ExpectedFinding {
+            rule: shared::rules::SSH_NO_ACCOUNT_KEYS.into(),
+            resource_type: "account".into(),
+            resource_id: "account".into(),
+        });
+    }
+
+    for d in st.droplets.values() {
+        st.tags.extend(d.tags.iter().cloned());
+    }
+    for fw in &st.firewalls {
+        st.tags.extend(fw.tags.iter().cloned());
+    }
+    st.expected.sort();
+    st
+}
+
+/// The demo's small insecure fleet: every kind of defect, a few clean Droplets.
+pub fn demo() -> State {
+    let mut spec = FleetSpec::new(24, 7);
+    spec.defect_rate = 0.75;
+    spec.gpu_every = 12;
+    generate(&spec)
+}
