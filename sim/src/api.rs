@@ -157,6 +157,12 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
         )
     } else if is_control {
         next.run(req).await
+    } else if faults.forbidden_paths.contains(&path) {
+        error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not authorized to perform this operation",
+        )
     } else if let Some(r) = injected(&app, &faults, n) {
         r
     } else {
@@ -209,7 +215,10 @@ fn injected(app: &App, f: &Faults, n: u64) -> Option<Response> {
             "Unexpected server-side error (injected outage)",
         ));
     }
-    if f.rate_limit_every > 0 && n % f.rate_limit_every == 0 {
+    if f.rate_limit_next > 0 || (f.rate_limit_every > 0 && n % f.rate_limit_every == 0) {
+        if f.rate_limit_next > 0 {
+            app.lock().faults.rate_limit_next -= 1;
+        }
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
@@ -493,6 +502,20 @@ fn check_rule(
     Ok(())
 }
 
+/// The API stores and answers `"0"` as the ports of every ICMP rule.
+fn normalize(fw: &mut Firewall) {
+    for r in &mut fw.inbound_rules {
+        if r.protocol == Protocol::Icmp {
+            r.ports = "0".into();
+        }
+    }
+    for r in &mut fw.outbound_rules {
+        if r.protocol == Protocol::Icmp {
+            r.ports = "0".into();
+        }
+    }
+}
+
 fn check_limits(fw: &Firewall) -> Result<(), Response> {
     if fw.droplet_ids.len() > MAX_DROPLETS_BY_ID {
         return Err(unprocessable(format!(
@@ -565,6 +588,7 @@ async fn create_firewall(AxState(app): AxState<App>, body: Bytes) -> ApiResult {
     };
     dedup(&mut fw.droplet_ids);
     dedup(&mut fw.tags);
+    normalize(&mut fw);
     check_limits(&fw)?;
     st.tags.extend(fw.tags.iter().cloned());
     let mut shown = fw.clone();
@@ -613,6 +637,7 @@ async fn update_firewall(
     next.tags = req.tags;
     dedup(&mut next.droplet_ids);
     dedup(&mut next.tags);
+    normalize(&mut next);
     check_limits(&next)?;
     st.tags.extend(next.tags.iter().cloned());
     let fw = st.firewall_mut(&id).ok_or_else(not_found)?;
@@ -654,6 +679,7 @@ fn modify(
         .cloned()
         .ok_or_else(not_found)?;
     change(&st, &mut next)?;
+    normalize(&mut next);
     check_limits(&next)?;
     st.tags.extend(next.tags.iter().cloned());
     *st.firewall_mut(id).ok_or_else(not_found)? = next;
@@ -755,15 +781,19 @@ fn same_targets(a: &Targets, b: &Targets) -> bool {
         && set(&a.tags) == set(&b.tags)
 }
 
+fn same_ports(protocol: Protocol, a: &str, b: &str) -> bool {
+    protocol == Protocol::Icmp || norm_ports(a) == norm_ports(b)
+}
+
 fn same_inbound(a: &InboundRule, b: &InboundRule) -> bool {
     a.protocol == b.protocol
-        && norm_ports(&a.ports) == norm_ports(&b.ports)
+        && same_ports(a.protocol, &a.ports, &b.ports)
         && same_targets(&a.sources, &b.sources)
 }
 
 fn same_outbound(a: &OutboundRule, b: &OutboundRule) -> bool {
     a.protocol == b.protocol
-        && norm_ports(&a.ports) == norm_ports(&b.ports)
+        && same_ports(a.protocol, &a.ports, &b.ports)
         && same_targets(&a.destinations, &b.destinations)
 }
 

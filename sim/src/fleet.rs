@@ -141,7 +141,7 @@ fn outbound_all() -> Vec<OutboundRule> {
     [
         (Protocol::Tcp, "0"),
         (Protocol::Udp, "0"),
-        (Protocol::Icmp, ""),
+        (Protocol::Icmp, "0"),
     ]
     .into_iter()
     .map(|(protocol, ports)| OutboundRule {
@@ -176,7 +176,7 @@ fn good_rules() -> Vec<InboundRule> {
         rule(Protocol::Tcp, "22", Targets::addresses([MANAGEMENT_CIDR])),
         rule(Protocol::Tcp, "80", world()),
         rule(Protocol::Tcp, "443", world()),
-        rule(Protocol::Icmp, "", world()),
+        rule(Protocol::Icmp, "0", world()),
     ]
 }
 

@@ -107,6 +107,8 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Every Nth API request answers 429 (0: never).
     pub rate_limit_every: u64,
+    /// The next N API requests answer 429.
+    pub rate_limit_next: u64,
     /// `retry-after` seconds sent with those 429s.
     pub retry_after_secs: u64,
     /// Every Nth API request answers `error_status` (0: never).
@@ -115,6 +117,8 @@ pub struct Faults {
     pub error_status: Option<u16>,
     /// The next N API requests answer `error_status` (an outage).
     pub fail_next: u64,
+    /// Paths that answer 403, as for a token without the scope to read them.
+    pub forbidden_paths: Vec<String>,
     /// The next `POST /v2/firewalls` stores the firewall, then answers 500.
     pub create_commits_then_fails: bool,
 }

@@ -1,0 +1,51 @@
+# dropletguard: every target is a few lines; `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+TOOLS := .tools
+SARIF_SCHEMA := $(TOOLS)/sarif-2.1.0-rtm.5.json
+
+.PHONY: help setup build test lint demo sim clean
+
+help:
+	@echo "make setup   install what the tests need (Python validators, the SARIF schema)"
+	@echo "make build   build the dropletguard command (release)"
+	@echo "make test    setup, then run every test"
+	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make demo    audit an insecure simulated fleet (no token needed)"
+	@echo "make sim     serve the DigitalOcean API simulator on 127.0.0.1:8080"
+
+setup:
+	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-pip)
+	@python3 -c 'import openapi_schema_validator, jsonschema' 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check openapi-schema-validator jsonschema || \
+	  python3 -m pip install --quiet --break-system-packages openapi-schema-validator jsonschema
+	@mkdir -p $(TOOLS)
+	@test -f $(SARIF_SCHEMA) || { \
+	  command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm); \
+	  cd $(TOOLS) && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null && \
+	  tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json && \
+	  mv package/lib/schemas/sarif-2.1.0-rtm.5.json . && rm -rf package microsoft-jest-sarif-*.tgz; }
+	@echo "setup: test tools ready"
+
+build:
+	$(CARGO) build --release -p dropletguard
+
+test: setup
+	@set -o pipefail; $(CARGO) test --workspace 2>&1 | tee $(TOOLS)/test.log; status=$$?; \
+	  awk '/^test result:/ {p += $$4; f += $$6; i += $$8} END {print "total: " p " passed, " f " failed, " i " skipped"}' $(TOOLS)/test.log; \
+	  exit $$status
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+demo:
+	@$(CARGO) build -q -p dropletguard
+	@$(CARGO) run -q -p dropletguard -- demo
+
+sim:
+	$(CARGO) run -q -p dropletguard -- sim --listen 127.0.0.1:8080 --droplets 1000
+
+clean:
+	$(CARGO) clean
+	rm -rf $(TOOLS)

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `dropletguard` binary and the DigitalOcean client against the
+//! simulator, over real HTTP on loopback. One test binary, modules by area.
+
+mod audit;
+mod client;
+mod fixtures;
+mod formats;
+mod helpers;
+mod simulator;
