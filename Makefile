@@ -3,11 +3,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TOOLS := .tools
 SARIF_SCHEMA := $(TOOLS)/sarif-2.1.0-rtm.5.json
+PY_TEST_DEPS := openapi-schema-validator jsonschema 'moto[server]'
+
 
 .PHONY: help setup build test lint demo sim clean
 
 help:
-	@echo "make setup   install what the tests need (Python validators, the SARIF schema)"
+	@echo "make setup   install what the tests need (Python validators, moto_server, the SARIF schema)"
 	@echo "make build   build the dropletguard command (release)"
 	@echo "make test    setup, then run every test"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
@@ -16,9 +18,9 @@ help:
 
 setup:
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-pip)
-	@python3 -c 'import openapi_schema_validator, jsonschema' 2>/dev/null || \
-	  python3 -m pip install --quiet --disable-pip-version-check openapi-schema-validator jsonschema || \
-	  python3 -m pip install --quiet --break-system-packages openapi-schema-validator jsonschema
+	@python3 -c 'import openapi_schema_validator, jsonschema' 2>/dev/null && command -v moto_server >/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check $(PY_TEST_DEPS) || \
+	  python3 -m pip install --quiet --break-system-packages $(PY_TEST_DEPS)
 	@mkdir -p $(TOOLS)
 	@test -f $(SARIF_SCHEMA) || { \
 	  command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm); \

@@ -1,44 +1,89 @@
-//! `dropletguard demo`: the built-in simulator with an insecure sample fleet, audited.
+//! `dropletguard demo`: the built-in simulator with an insecure sample fleet; audit,
+//! remediate, audit again, and show before and after.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use shared::remediate::{remediate, RemediateOptions};
 use shared::report::to_table;
+use shared::store::{DirStore, Store};
 use shared::{Policy, Scope};
 
+const DEMO_POLICY: &str = r#"
+[management]
+cidrs = ["203.0.113.0/24"]
+
+[remediation]
+mode = "enforce"
+max_changes_per_run = 100
+"#;
+
 pub async fn run() -> Result<ExitCode> {
-    let token = format!("demo-{}", uuid_like());
+    let token = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let state = sim::fleet::demo();
     let droplets = state.droplets.len();
     let s = sim::Sim::start_local(&token, state)
         .await
         .context("starting the simulator")?;
-    let policy = Policy::parse(sim::FLEET_POLICY, "demo-policy.toml")?;
+    let policy = Policy::parse(DEMO_POLICY, "demo-policy.toml")?;
+    let dir = std::env::temp_dir().join(format!(
+        "dropletguard-demo-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let store = Store::Dir(DirStore::new(&dir));
+    let client = crate::client_for(&s.url(), &token)?;
+    let width = crate::terminal_width();
+
     println!(
         "dropletguard demo: a simulated DigitalOcean account at {} with {droplets} Droplets.",
         s.url()
     );
     println!(
-        "Policy: the built-in defaults, with SSH allowed only from {}.\n",
+        "Policy: SSH only from {}, mode = \"enforce\".\n",
         sim::MANAGEMENT_CIDR
     );
-    let client = crate::client_for(&s.url(), &token)?;
-    let report = shared::audit::audit(&client, &policy, &Scope::all(), "cli").await?;
-    println!("{}", to_table(&report, crate::terminal_width()).trim_end());
+
+    println!("== 1. audit ==");
+    let before = shared::audit::audit(&client, &policy, &Scope::all(), "cli").await?;
+    println!("{}\n", to_table(&before, width).trim_end());
+
+    println!("== 2. remediate ==");
+    let opts = RemediateOptions {
+        scope: Scope::all(),
+        dry_run: false,
+        trigger: "cli",
+    };
+    let fixed = remediate(&client, &policy, &store, opts).await?;
+    for c in &fixed.changes {
+        println!(
+            "  {} {} {}: {}",
+            c.action,
+            c.resource.kind.as_str(),
+            c.resource.id,
+            c.result
+        );
+    }
+    println!(
+        "  {} changes, each recorded in {}/ledger\n",
+        fixed.changes.len(),
+        dir.display()
+    );
+
+    println!("== 3. audit again ==");
+    let after = shared::audit::audit(&client, &policy, &Scope::all(), "cli").await?;
+    println!("{}\n", to_table(&after, width).trim_end());
+
+    println!(
+        "Before: {} findings on {} failing Droplets. After: {} findings on {} failing Droplets.",
+        before.findings.len(),
+        before.summary.fail,
+        after.findings.len(),
+        after.summary.fail
+    );
+    println!("What is left has no safe automatic fix (open ports to review, VPC moves, failed firewalls).");
     println!(
         "\nRun it yourself: `dropletguard sim --droplets 1000` in one terminal, then\n`DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit` in another."
     );
     s.shutdown().await;
     Ok(ExitCode::SUCCESS)
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::process::id() as u64
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)
-    )
 }

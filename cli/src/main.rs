@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::digitalocean::{Client, ClientConfig, Token};
+use shared::remediate::RemediateOptions;
 use shared::report::{to_sarif, to_table, Report};
+use shared::store::{StateStore, Store};
 use shared::{Policy, Scope};
 
 mod demo;
@@ -48,7 +50,41 @@ enum Command {
         #[arg(long)]
         no_ssh: bool,
     },
-    /// Start the built-in simulator with an insecure sample fleet and audit it.
+    /// Audit, then apply the policy's `enforce` fixes. Exit 0 nothing left failing, 1 findings remain, 2 error.
+    Remediate {
+        /// Policy file (TOML); else $DROPLETGUARD_POLICY; else the built-in default policy.
+        #[arg(long, env = "DROPLETGUARD_POLICY")]
+        policy: Option<PathBuf>,
+        /// Only this Droplet (repeatable).
+        #[arg(long = "droplet", value_name = "ID")]
+        droplets: Vec<u64>,
+        /// Print the plan; send no write request at all.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Leave out the checks that need a connection to the Droplet.
+        #[arg(long)]
+        no_ssh: bool,
+    },
+    /// Isolate a Droplet: record its firewalls and tags, then leave only the quarantine firewall.
+    Quarantine {
+        #[arg(long = "droplet", value_name = "ID")]
+        droplet: u64,
+        /// Why (kept in the quarantine record and the ledger).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "DROPLETGUARD_POLICY")]
+        policy: Option<PathBuf>,
+    },
+    /// Undo a quarantine exactly: put back the recorded firewalls and tags.
+    Restore {
+        #[arg(long = "droplet", value_name = "ID")]
+        droplet: u64,
+        #[arg(long, env = "DROPLETGUARD_POLICY")]
+        policy: Option<PathBuf>,
+    },
+    /// Start the built-in simulator with an insecure sample fleet, audit, remediate, audit again.
     Demo,
     /// Serve the DigitalOcean API simulator until stopped.
     Sim {
@@ -133,6 +169,92 @@ async fn audit(
     })
 }
 
+async fn remediate(
+    policy: Option<PathBuf>,
+    droplets: Vec<u64>,
+    dry_run: bool,
+    format: Format,
+    no_ssh: bool,
+) -> Result<ExitCode> {
+    let policy = load_policy(policy.as_ref())?;
+    let client = Client::from_env()?;
+    let store = Store::from_env()?;
+    let scope = Scope {
+        droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
+        no_ssh,
+    };
+    let opts = RemediateOptions {
+        scope,
+        dry_run,
+        trigger: "cli",
+    };
+    let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
+    print_report(&report, format)?;
+    if !dry_run {
+        eprintln!("records: {}", store.location());
+    }
+    Ok(if report.has_findings() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Result<ExitCode> {
+    let policy = load_policy(policy.as_ref())?;
+    let client = Client::from_env()?;
+    let store = Store::from_env()?;
+    let run = uuid::Uuid::new_v4().to_string();
+    let out =
+        shared::remediate::quarantine(&client, &policy, &store, droplet, &reason, "cli", &run)
+            .await?;
+    if out.changed {
+        println!(
+            "Droplet {droplet} ({}) is quarantined: only firewall {} covers it (SSH from the management ranges).",
+            out.record.droplet_name, policy.remediation.quarantine_name
+        );
+    } else {
+        println!(
+            "Droplet {droplet} ({}) was already quarantined; nothing changed.",
+            out.record.droplet_name
+        );
+    }
+    println!(
+        "Recorded before quarantine: firewalls by id [{}], tags [{}]. Record: {}/quarantine/{droplet}.json",
+        out.record.firewall_ids.join(", "),
+        out.record.tags.join(", "),
+        store.location()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
+    let policy = load_policy(policy.as_ref())?;
+    let client = Client::from_env()?;
+    let store = Store::from_env()?;
+    let run = uuid::Uuid::new_v4().to_string();
+    let out = shared::remediate::restore(&client, &policy, &store, droplet, "cli", &run).await?;
+    if out.changed {
+        println!(
+            "Droplet {droplet} ({}) is restored: firewalls by id [{}], tags [{}].",
+            out.record.droplet_name,
+            out.record.firewall_ids.join(", "),
+            out.record.tags.join(", ")
+        );
+        for c in &out.changes {
+            if c.result != "ok" {
+                println!("note: {}", c.result);
+            }
+        }
+    } else {
+        println!(
+            "Droplet {droplet} ({}) was already restored; nothing changed.",
+            out.record.droplet_name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn serve_sim(
     listen: std::net::SocketAddr,
     droplets: usize,
@@ -172,6 +294,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             format,
             no_ssh,
         } => audit(policy, droplets, format, no_ssh).await,
+        Command::Remediate {
+            policy,
+            droplets,
+            dry_run,
+            format,
+            no_ssh,
+        } => remediate(policy, droplets, dry_run, format, no_ssh).await,
+        Command::Quarantine {
+            droplet,
+            reason,
+            policy,
+        } => quarantine(droplet, reason, policy).await,
+        Command::Restore { droplet, policy } => restore(droplet, policy).await,
         Command::Demo => demo::run().await,
         Command::Sim {
             listen,

@@ -50,6 +50,8 @@ impl Run {
             finished_at: now_rfc3339(),
             api_requests: client.requests().saturating_sub(self.requests_at_start),
             complete,
+            cap_reached: false,
+            dry_run: false,
         }
     }
 }

@@ -4,13 +4,16 @@
 //! [`Policy`] (pure), then render a [`report::Report`].
 
 pub mod audit;
+pub mod aws;
 pub mod digitalocean;
 pub mod evaluate;
 pub mod net;
 pub mod policy;
+pub mod remediate;
 pub mod report;
 pub mod rules;
 mod snapshot;
+pub mod store;
 
 pub use evaluate::{evaluate, Scope, Snapshot};
 pub use policy::Policy;

@@ -6,4 +6,7 @@ mod client;
 mod fixtures;
 mod formats;
 mod helpers;
+mod quarantine;
+mod remediation;
 mod simulator;
+mod store_s3;

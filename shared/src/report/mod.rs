@@ -113,6 +113,16 @@ pub struct Change {
     pub after: serde_json::Value,
     /// `ok` or `failed: <reason>`.
     pub result: String,
+    /// The rule whose finding the change fixes (or `quarantine`, `restore`).
+    #[serde(default)]
+    pub rule: String,
+    /// Why: the finding's detail, or the operator's reason.
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub trigger: String,
+    #[serde(default)]
+    pub run_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +134,12 @@ pub struct RunInfo {
     pub finished_at: String,
     pub api_requests: u64,
     pub complete: bool,
+    /// Whether `max_changes_per_run` stopped planned changes in this run.
+    #[serde(default)]
+    pub cap_reached: bool,
+    /// `true` for `remediate --dry-run`: nothing was written.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

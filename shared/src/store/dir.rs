@@ -1,0 +1,96 @@
+//! The directory backend: one file per key, written atomically (temp file, then rename).
+
+use std::path::PathBuf;
+
+use super::{check_key, StateStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirStore { root: root.into() }
+    }
+
+    fn io(&self, key: &str, e: std::io::Error) -> StoreError {
+        StoreError::Io {
+            location: self.root.join(key).display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl StateStore for DirStore {
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
+        let path = self.root.join(key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| self.io(key, e))?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&tmp, body)
+            .await
+            .map_err(|e| self.io(key, e))?;
+        // Durable before it becomes visible.
+        let f = tokio::fs::File::open(&tmp)
+            .await
+            .map_err(|e| self.io(key, e))?;
+        f.sync_all().await.map_err(|e| self.io(key, e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| self.io(key, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
+        match tokio::fs::read(self.root.join(key)).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let mut rd = match tokio::fs::read_dir(&dir).await {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io(prefix, e)),
+            };
+            while let Some(entry) = rd.next_entry().await.map_err(|e| self.io(prefix, e))? {
+                let path = entry.path();
+                let ft = entry.file_type().await.map_err(|e| self.io(prefix, e))?;
+                if ft.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.root) {
+                    let key = rel.to_string_lossy().replace('\\', "/");
+                    if key.starts_with(prefix) && !key.contains(".tmp-") {
+                        out.push(key);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        match tokio::fs::remove_file(self.root.join(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io(key, e)),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}

@@ -1,0 +1,213 @@
+//! The state store: run reports, the change ledger, quarantine records and cursors.
+//!
+//! Two backends behind one trait, chosen by configuration: a directory (the CLI's default) and
+//! S3 (what the Lambda functions use). Writes are never lost silently: every write either
+//! succeeds or returns an error that callers turn into a failed run.
+
+mod dir;
+mod s3;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use dir::DirStore;
+pub use s3::S3Store;
+
+use crate::aws::AwsError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("state store {location}: {message}")]
+    Io { location: String, message: String },
+    #[error("state store: {0}")]
+    Aws(#[from] AwsError),
+    #[error("state store {location}: {message}")]
+    S3 { location: String, message: String },
+    #[error("state store {location}: not valid JSON: {message}")]
+    Decode { location: String, message: String },
+    #[error("state store: invalid key {0:?}")]
+    BadKey(String),
+    #[error("state store configuration: {0}")]
+    Config(String),
+}
+
+/// What a state store does. Keys are `/`-separated relative paths (`ledger/2026-11-25/…json`).
+#[allow(async_fn_in_trait)]
+pub trait StateStore {
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keys under a prefix, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Where it keeps things, for messages.
+    fn location(&self) -> String;
+}
+
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        || key.contains('\\')
+        || key.chars().any(char::is_control);
+    if bad {
+        Err(StoreError::BadKey(key.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// The configured backend.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Dir(DirStore),
+    S3(S3Store),
+}
+
+impl Store {
+    /// `DROPLETGUARD_STATE_BUCKET` (`bucket` or `bucket/prefix`) selects S3; otherwise
+    /// `DROPLETGUARD_STATE_DIR`, else `$XDG_STATE_HOME/dropletguard`, else
+    /// `~/.local/state/dropletguard`.
+    pub fn from_env() -> Result<Store, StoreError> {
+        if let Some(b) = std::env::var("DROPLETGUARD_STATE_BUCKET")
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+        {
+            let cfg = crate::aws::AwsConfig::from_env()?;
+            return Ok(Store::S3(S3Store::new(&b, cfg)?));
+        }
+        Ok(Store::Dir(DirStore::new(default_dir()?)))
+    }
+
+    pub async fn put_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Decode {
+            location: key.into(),
+            message: e.to_string(),
+        })?;
+        self.put(key, &body).await
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Decode {
+                    location: format!("{}/{key}", self.location()),
+                    message: e.to_string(),
+                }),
+        }
+    }
+}
+
+/// The CLI's default directory.
+pub fn default_dir() -> Result<std::path::PathBuf, StoreError> {
+    if let Some(d) = std::env::var_os("DROPLETGUARD_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(d.into());
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(std::path::PathBuf::from(d).join("dropletguard"));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => Ok(std::path::PathBuf::from(h).join(".local/state/dropletguard")),
+        None => Err(StoreError::Config(
+            "no DROPLETGUARD_STATE_DIR, XDG_STATE_HOME or HOME to keep state in".into(),
+        )),
+    }
+}
+
+impl StateStore for Store {
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.put(key, body).await,
+            Store::S3(s) => s.put(key, body).await,
+        }
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Dir(s) => s.get(key).await,
+            Store::S3(s) => s.get(key).await,
+        }
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Dir(s) => s.list(prefix).await,
+            Store::S3(s) => s.list(prefix).await,
+        }
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
+        }
+    }
+    fn location(&self) -> String {
+        match self {
+            Store::Dir(s) => s.location(),
+            Store::S3(s) => s.location(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        for bad in ["", "/abs", "a/../b", "a//b", "./a", "a\\b", "a\nb"] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "runs/x.json",
+            "ledger/2026-11-25/a-b-0001.json",
+            "quarantine/123.json",
+        ] {
+            assert!(check_key(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dir_store_round_trip() {
+        let dir = std::env::temp_dir().join(format!("dg-store-{}", uuid::Uuid::new_v4()));
+        let s = Store::Dir(DirStore::new(dir.clone()));
+        assert_eq!(s.get("a/b.json").await.expect("get"), None);
+        s.put_json("a/b.json", &serde_json::json!({"x": 1}))
+            .await
+            .expect("put");
+        s.put("a/c.json", b"{}").await.expect("put");
+        s.put("z.json", b"{}").await.expect("put");
+        let v: Option<serde_json::Value> = s.get_json("a/b.json").await.expect("get");
+        assert_eq!(v, Some(serde_json::json!({"x": 1})));
+        assert_eq!(
+            s.list("a/").await.expect("list"),
+            vec!["a/b.json", "a/c.json"]
+        );
+        assert_eq!(s.list("").await.expect("list").len(), 3);
+        s.delete("a/b.json").await.expect("delete");
+        s.delete("a/b.json").await.expect("deleting twice is fine");
+        assert_eq!(s.list("a/").await.expect("list"), vec!["a/c.json"]);
+        assert!(s.put("../escape", b"x").await.is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn dir_store_write_failure_is_an_error() {
+        // A file where the directory should be: every write must fail, loudly.
+        let file = std::env::temp_dir().join(format!("dg-store-file-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&file, b"not a dir").expect("write");
+        let s = Store::Dir(DirStore::new(file.clone()));
+        let err = s.put("runs/x.json", b"{}").await.expect_err("must fail");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(file);
+    }
+}
