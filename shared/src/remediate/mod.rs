@@ -36,7 +36,7 @@ pub enum RemediateError {
     Verify(String),
 }
 
-/// Writes change records to `ledger/<date>/<run id>-<n>.json` as they happen.
+/// Writes change records to `ledger/<date>/<time>-<run id>-<n>.json` as they happen.
 pub struct Ledger<'a> {
     store: &'a Store,
     run_id: String,
