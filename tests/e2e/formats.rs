@@ -27,11 +27,14 @@ async fn json_report_has_the_contract_shape() {
         k
     };
     assert_eq!(keys(&report), ["changes", "findings", "run", "summary"]);
+    // The contract's keys, and the extensions (cap_reached, dry_run) beside them.
     assert_eq!(
         keys(&report["run"]),
         [
             "api_requests",
+            "cap_reached",
             "complete",
+            "dry_run",
             "finished_at",
             "id",
             "started_at",

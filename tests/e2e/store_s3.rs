@@ -76,19 +76,19 @@ async fn s3_backend_keeps_the_ledger_and_quarantine_records() {
     let store = Store::S3(bucket);
     // Round trip and listing, with a key that needs encoding.
     store
-        .put("check/a b+c.json", b"{\"x\":1}")
+        .put("check/a b+c&d.json", b"{\"x\":1}")
         .await
         .expect("put");
     assert_eq!(
-        store.get("check/a b+c.json").await.expect("get"),
+        store.get("check/a b+c&d.json").await.expect("get"),
         Some(b"{\"x\":1}".to_vec())
     );
     assert_eq!(store.get("check/missing.json").await.expect("get"), None);
     assert_eq!(
         store.list("check/").await.expect("list"),
-        vec!["check/a b+c.json"]
+        vec!["check/a b+c&d.json"]
     );
-    store.delete("check/a b+c.json").await.expect("delete");
+    store.delete("check/a b+c&d.json").await.expect("delete");
     assert!(store.list("check/").await.expect("list").is_empty());
 
     // The CLI with DROPLETGUARD_STATE_BUCKET writes its records to S3.

@@ -78,9 +78,12 @@ impl<'a> Ledger<'a> {
             trigger: self.trigger.clone(),
             run_id: self.run_id.clone(),
         };
+        // Names sort in time order: date folder, then a millisecond timestamp.
+        let now = Utc::now();
         let key = format!(
-            "ledger/{}/{}-{:04}.json",
-            Utc::now().format("%Y-%m-%d"),
+            "ledger/{}/{}-{}-{:04}.json",
+            now.format("%Y-%m-%d"),
+            now.format("%Y%m%dT%H%M%S%.3fZ"),
             self.run_id,
             self.seq
         );

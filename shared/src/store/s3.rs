@@ -104,6 +104,8 @@ fn parse_list(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
     let mut token = None;
     let mut truncated = false;
     let mut current: Option<String> = None;
+    // Text arrives in pieces, split at entity references (`&amp;`): gather it per element.
+    let mut text = String::new();
     let mut buf = Vec::new();
     loop {
         match reader
@@ -111,20 +113,34 @@ fn parse_list(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
             .map_err(|e| e.to_string())?
         {
             Event::Start(e) => {
-                current = Some(String::from_utf8_lossy(e.name().as_ref()).into_owned())
+                current = Some(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+                text.clear();
             }
-            Event::End(_) => current = None,
-            Event::Text(t) => {
-                let text = t.decode().map_err(|e| e.to_string())?;
-                let text = quick_xml::escape::unescape(&text)
-                    .map_err(|e| e.to_string())?
-                    .into_owned();
+            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::GeneralRef(r) => {
+                let name = r.decode().map_err(|e| e.to_string())?;
+                let resolved = match name.as_ref() {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    _ => r.resolve_char_ref().map_err(|e| e.to_string())?,
+                };
+                match resolved {
+                    Some(c) => text.push(c),
+                    None => return Err(format!("unknown entity &{name};")),
+                }
+            }
+            Event::End(_) => {
                 match current.as_deref() {
-                    Some("Key") => keys.push(text),
-                    Some("NextContinuationToken") => token = Some(text),
+                    Some("Key") => keys.push(std::mem::take(&mut text)),
+                    Some("NextContinuationToken") => token = Some(std::mem::take(&mut text)),
                     Some("IsTruncated") => truncated = text == "true",
                     _ => {}
                 }
+                current = None;
+                text.clear();
             }
             Event::Eof => break,
             _ => {}
@@ -222,10 +238,10 @@ mod tests {
     fn list_answer_parses() {
         let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult><Name>b</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount><IsTruncated>true</IsTruncated>
-<Contents><Key>p/a&amp;b.json</Key><Size>2</Size></Contents><Contents><Key>p/c.json</Key></Contents>
+<Contents><Key>p/a&amp;b.json</Key><Size>2</Size></Contents><Contents><Key>p/c&#x41;.json</Key></Contents>
 <NextContinuationToken>tok==</NextContinuationToken></ListBucketResult>"#;
         let (keys, token) = parse_list(xml).expect("parses");
-        assert_eq!(keys, vec!["p/a&b.json", "p/c.json"]);
+        assert_eq!(keys, vec!["p/a&b.json", "p/cA.json"]);
         assert_eq!(token.as_deref(), Some("tok=="));
     }
 
