@@ -12,8 +12,10 @@ pub mod policy;
 pub mod remediate;
 pub mod report;
 pub mod rules;
+pub mod service;
 mod snapshot;
 pub mod store;
+pub mod webhook;
 
 pub use evaluate::{evaluate, Scope, Snapshot};
 pub use policy::Policy;

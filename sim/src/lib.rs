@@ -5,6 +5,7 @@
 
 mod api;
 pub mod fleet;
+pub mod lambda;
 mod state;
 
 use std::net::SocketAddr;

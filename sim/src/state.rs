@@ -159,6 +159,54 @@ pub struct State {
 }
 
 impl State {
+    /// Adds a Droplet as a create would, with a completed `create` action; returns its id.
+    pub fn create_droplet(&mut self, mut d: SimDroplet) -> u64 {
+        if d.id == 0 || self.droplets.contains_key(&d.id) {
+            self.next_id = self.next_id.max(900_000_000) + 1;
+            d.id = self.next_id;
+        }
+        let id = d.id;
+        self.tags.extend(d.tags.iter().cloned());
+        let region = d.region.clone();
+        self.droplets.insert(id, d);
+        self.record_action("create", Some(id), &region, "completed");
+        id
+    }
+
+    /// Appends an action to `/v2/actions`; returns its id.
+    pub fn record_action(
+        &mut self,
+        kind: &str,
+        droplet_id: Option<u64>,
+        region: &str,
+        status: &str,
+    ) -> u64 {
+        let id = self
+            .actions
+            .last()
+            .map(|a| a.id + 1)
+            .unwrap_or(1_000_000_001);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.actions.push(Action {
+            id,
+            status: status.into(),
+            kind: kind.into(),
+            started_at: Some(now.clone()),
+            completed_at: (status == "completed").then_some(now),
+            resource_id: droplet_id,
+            resource_type: Some(
+                if droplet_id.is_some() {
+                    "droplet"
+                } else {
+                    "backend"
+                }
+                .into(),
+            ),
+            region_slug: Some(region.into()),
+        });
+        id
+    }
+
     pub fn firewall_mut(&mut self, id: &str) -> Option<&mut Firewall> {
         self.firewalls.iter_mut().find(|f| f.id == id)
     }

@@ -527,8 +527,18 @@ impl Client {
         self.list("/v2/tags", &[]).await
     }
 
-    pub async fn list_actions(&self) -> Result<Vec<Action>, ApiError> {
-        self.list("/v2/actions", &[]).await
+    /// One page of the account's actions, newest first, and whether more pages follow.
+    pub async fn actions_page(&self, page: u64) -> Result<(Vec<Action>, bool), ApiError> {
+        let url = self.url("/v2/actions")?;
+        let p: Page<Action> = self.page(url, page).await?;
+        let more = p.links.and_then(|l| l.pages).and_then(|p| p.next).is_some();
+        Ok((p.items, more))
+    }
+
+    /// Members of a VPC (`urn` like `do:droplet:123`).
+    pub async fn vpc_members(&self, vpc_id: &str) -> Result<Vec<VpcMember>, ApiError> {
+        self.list(&format!("/v2/vpcs/{}/members", encode_segment(vpc_id)), &[])
+            .await
     }
 
     // ---- writes ------------------------------------------------------------------------

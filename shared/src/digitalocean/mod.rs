@@ -4,6 +4,6 @@ mod client;
 mod error;
 mod models;
 
-pub use client::{Client, ClientConfig, RequestCounter, Token};
+pub use client::{Client, ClientConfig, RequestCounter, Token, DEFAULT_API_URL};
 pub use error::ApiError;
 pub use models::*;

@@ -296,6 +296,24 @@ pub struct Vpc {
     pub created_at: Option<String>,
 }
 
+/// A member of a VPC (`GET /v2/vpcs/{id}/members`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VpcMember {
+    #[serde(default)]
+    pub urn: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl VpcMember {
+    /// The Droplet id, when the member is a Droplet (`do:droplet:123`).
+    pub fn droplet_id(&self) -> Option<u64> {
+        self.urn.strip_prefix("do:droplet:")?.parse().ok()
+    }
+}
+
 /// An SSH key of the account (`GET /v2/account/keys`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SshKey {

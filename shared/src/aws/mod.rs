@@ -2,6 +2,8 @@
 //! DigitalOcean client, for S3 (the state store) and Secrets Manager. Much lighter than the
 //! AWS SDK; credentials come from the standard environment variables that Lambda sets.
 
+pub mod secrets;
+
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;

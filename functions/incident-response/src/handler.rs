@@ -1,0 +1,58 @@
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+use shared::service::{incident, Deps, IncidentRequest, ServiceError};
+
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let (payload, ctx) = event.into_parts();
+    let req: IncidentRequest = serde_json::from_value(payload)
+        .map_err(|e| ServiceError::BadRequest(format!("payload: {e}")))?;
+    tracing::info!(request_id = %ctx.request_id, action = ?req.action, droplets = req.droplet_ids.len(), "incident response");
+    Ok(incident(deps, req).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_runtime::Context;
+    use shared::digitalocean::{Client, ClientConfig, Token};
+    use shared::store::{DirStore, Store};
+
+    #[tokio::test]
+    async fn malformed_payloads_are_refused_by_name() {
+        let s = sim::Sim::start_local("t0k", sim::State::default())
+            .await
+            .expect("sim");
+        let client = Client::new(ClientConfig::new(s.url(), Token::new("t0k"))).expect("client");
+        let dir = tempfile::tempdir().expect("dir");
+        let deps = Deps::new(
+            client,
+            Store::Dir(DirStore::new(dir.path())),
+            shared::Policy::default(),
+        );
+        for (payload, needle) in [
+            (
+                serde_json::json!({"action": "nuke"}),
+                "unknown variant `nuke`",
+            ),
+            (
+                serde_json::json!({"action": "audit", "droplets": [1]}),
+                "unknown field `droplets`",
+            ),
+            (
+                serde_json::json!({"action": "quarantine", "droplet_ids": []}),
+                "droplet_ids",
+            ),
+            (
+                serde_json::json!({"action": "quarantine", "droplet_ids": [1]}),
+                "reason is required",
+            ),
+        ] {
+            let err = handle(&deps, LambdaEvent::new(payload, Context::default()))
+                .await
+                .expect_err("refused");
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        assert!(s.requests().iter().all(|r| r.method == "GET"));
+        s.shutdown().await;
+    }
+}

@@ -1,0 +1,17 @@
+//! Lambda `incident-response`, invoked directly:
+//! `{"action": "audit|remediate|quarantine|restore", "droplet_ids": [..], "dry_run": false, "reason": "…"}`.
+
+mod handler;
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let deps = shared::service::Deps::from_env(false).await?;
+    run(service_fn(|event: LambdaEvent<Value>| {
+        handler::handle(&deps, event)
+    }))
+    .await
+}

@@ -1,0 +1,527 @@
+//! What the Lambda functions do, without Lambda: scheduled run, webhook, incident response,
+//! actions poller. The function crates only parse the event, call these, and shape the answer.
+
+mod config;
+mod notify;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub use config::{parse_secret_list, policy_from_env};
+pub use notify::Notifier;
+
+use crate::audit::{now_rfc3339, AuditError, Run};
+use crate::digitalocean::{ApiError, Client};
+use crate::evaluate::Scope;
+use crate::policy::{Policy, PolicyError};
+use crate::remediate::{self, RemediateError, RemediateOptions};
+use crate::report::{Report, Severity, Status};
+use crate::store::{StateStore, Store, StoreError};
+use crate::webhook::{self, Event, ReplayGuard, Secret};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Remediate(#[from] RemediateError),
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+}
+
+impl From<crate::aws::AwsError> for ServiceError {
+    fn from(e: crate::aws::AwsError) -> Self {
+        ServiceError::Config(e.to_string())
+    }
+}
+
+impl From<AuditError> for ServiceError {
+    fn from(e: AuditError) -> Self {
+        ServiceError::Remediate(RemediateError::Audit(e))
+    }
+}
+
+impl ServiceError {
+    /// Worth retrying (the API or the store failed), as opposed to a bad request or config.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ServiceError::Api(_) | ServiceError::Store(_))
+            || matches!(
+                self,
+                ServiceError::Remediate(RemediateError::Api(_) | RemediateError::Store(_))
+            )
+    }
+}
+
+/// What every function needs, built once at cold start.
+pub struct Deps {
+    pub client: Client,
+    pub store: Store,
+    pub policy: Policy,
+    pub webhook_secrets: Vec<Secret>,
+    pub notifier: Option<Notifier>,
+    /// Webhook ids seen by this warm instance (the store keeps them across instances).
+    pub replay: Mutex<ReplayGuard>,
+    /// The SSH management key (OpenSSH private key text), when configured. Never logged.
+    pub ssh_key: Option<String>,
+}
+
+impl Deps {
+    /// Deps from parts (tests, and the CLI): no webhook secrets, notifier or SSH key.
+    pub fn new(client: Client, store: Store, policy: Policy) -> Self {
+        Deps {
+            client,
+            store,
+            policy,
+            webhook_secrets: Vec::new(),
+            notifier: None,
+            replay: Default::default(),
+            ssh_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("client", &self.client)
+            .field("store", &self.store.location())
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .field("ssh_key", &self.ssh_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn finding_key(f: &crate::report::Finding) -> String {
+    format!("{}:{}:{}", f.rule, f.resource.kind.as_str(), f.resource.id)
+}
+
+const CRITICAL_KEY: &str = "state/critical-findings.json";
+
+/// After a run: remember the critical findings, and notify when something changed or a
+/// critical finding is new. A failed notification is logged, never fatal.
+async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), ServiceError> {
+    let previous: BTreeSet<String> = deps.store.get_json(CRITICAL_KEY).await?.unwrap_or_default();
+    let current: BTreeSet<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::Fail && f.severity == Severity::Critical)
+        .map(finding_key)
+        .collect();
+    let new: Vec<&String> = current.difference(&previous).collect();
+    if let Some(n) = &deps.notifier {
+        if report.summary.changes > 0 || !new.is_empty() {
+            if let Err(e) = n.send(report, &new).await {
+                tracing::error!(error = %e, "notification failed");
+            }
+        }
+    }
+    // Keep what is outside this run's scope; replace what is inside.
+    let in_scope = |key: &String| match &scope.droplet_ids {
+        None => true,
+        Some(ids) => key
+            .split(':')
+            .nth(2)
+            .and_then(|id| id.parse::<u64>().ok())
+            .is_some_and(|id| ids.contains(&id)),
+    };
+    let next: BTreeSet<String> = previous
+        .into_iter()
+        .filter(|k| !in_scope(k))
+        .chain(current)
+        .collect();
+    deps.store.put_json(CRITICAL_KEY, &next).await?;
+    Ok(())
+}
+
+/// The scheduled run: the whole account, remediation per policy, report and ledger stored.
+pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, ServiceError> {
+    let scope = Scope::all();
+    let opts = RemediateOptions {
+        scope: scope.clone(),
+        dry_run: false,
+        trigger,
+    };
+    let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
+    after_run(deps, &report, &scope).await?;
+    Ok(report)
+}
+
+/// Audit and remediate only `ids` (those still in the account).
+async fn recheck(deps: &Deps, ids: BTreeSet<u64>, trigger: &str) -> Result<Report, ServiceError> {
+    let scope = Scope {
+        droplet_ids: Some(ids),
+        no_ssh: false,
+    };
+    let opts = RemediateOptions {
+        scope: scope.clone(),
+        dry_run: false,
+        trigger,
+    };
+    let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
+    after_run(deps, &report, &scope).await?;
+    Ok(report)
+}
+
+/// An empty report, for a run that had nothing to check.
+fn empty_report(run: &Run, client: &Client) -> Report {
+    Report::new(run.finish(client, true), &[], vec![], vec![])
+}
+
+/// The Droplets an event touches, among those that exist.
+pub async fn touched_droplets(
+    client: &Client,
+    event: &Event,
+) -> Result<BTreeSet<u64>, ServiceError> {
+    let ids: BTreeSet<u64> = match event {
+        Event::DropletCreated { droplet_id } | Event::DropletUpdated { droplet_id } => {
+            [*droplet_id].into()
+        }
+        Event::FirewallChanged { firewall_id } => match client.get_firewall(firewall_id).await {
+            Ok(fw) => {
+                let mut ids: BTreeSet<u64> = fw.droplet_ids.iter().copied().collect();
+                for t in &fw.tags {
+                    ids.extend(
+                        client
+                            .list_droplets_by_tag(t)
+                            .await?
+                            .into_iter()
+                            .map(|d| d.id),
+                    );
+                }
+                ids
+            }
+            Err(e) if e.is_not_found() => BTreeSet::new(),
+            Err(e) => return Err(e.into()),
+        },
+        Event::TagChanged { tag } => client
+            .list_droplets_by_tag(tag)
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect(),
+        Event::VpcChanged { vpc_id } => match client.vpc_members(vpc_id).await {
+            Ok(m) => m.iter().filter_map(|m| m.droplet_id()).collect(),
+            Err(e) if e.is_not_found() => BTreeSet::new(),
+            Err(e) => return Err(e.into()),
+        },
+        Event::Action {
+            resource_type,
+            resource_id,
+            ..
+        } => match (resource_type.as_deref(), resource_id) {
+            (Some("droplet"), Some(id)) => [*id].into(),
+            _ => BTreeSet::new(),
+        },
+    };
+    Ok(ids)
+}
+
+/// A reply to an HTTP request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn reply(status: u16, body: Value) -> HttpReply {
+    HttpReply { status, body }
+}
+
+fn replay_key(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("webhooks/{hex}.json")
+}
+
+/// A signed delivery: verify the exact bytes, refuse repeats, re-check the touched Droplets.
+/// 401 for any signature failure (no detail), 413 over 256 KiB, 400 for a malformed event,
+/// 200 with the report.
+pub async fn handle_webhook(
+    deps: &Deps,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+) -> HttpReply {
+    if body.len() > webhook::MAX_BODY {
+        return reply(
+            413,
+            json!({"error": format!("body larger than {} bytes", webhook::MAX_BODY)}),
+        );
+    }
+    let verified = match webhook::verify(&deps.webhook_secrets, headers, body, now) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(reason = %e, "webhook rejected");
+            return reply(401, json!({"error": "unauthorized"}));
+        }
+    };
+    let event = match webhook::parse_event(body) {
+        Ok(e) => e,
+        Err(e) => return reply(400, json!({"error": e.to_string()})),
+    };
+    // Repeats: this instance's memory, then the store (other instances).
+    let fresh = deps
+        .replay
+        .lock()
+        .map(|mut g| g.check_and_remember(&verified.id, verified.timestamp, now))
+        .unwrap_or(true);
+    let key = replay_key(&verified.id);
+    let seen = match deps.store.get(&key).await {
+        Ok(v) => v.is_some(),
+        Err(e) => return reply(500, json!({"error": e.to_string()})),
+    };
+    if !fresh || seen {
+        tracing::info!(webhook_id = %verified.id, "repeated delivery not processed");
+        return reply(200, json!({"duplicate": true, "webhook_id": verified.id}));
+    }
+    let marker = json!({"webhook_id": verified.id, "timestamp": verified.timestamp, "received_at": now_rfc3339(), "type": event.type_name()});
+    if let Err(e) = deps.store.put_json(&key, &marker).await {
+        return reply(500, json!({"error": e.to_string()}));
+    }
+    let outcome = async {
+        let ids = touched_droplets(&deps.client, &event).await?;
+        tracing::info!(
+            event = event.type_name(),
+            droplets = ids.len(),
+            "webhook event"
+        );
+        if ids.is_empty() {
+            let run = Run::start("webhook", &deps.client);
+            return Ok(empty_report(&run, &deps.client));
+        }
+        // Only Droplets that still exist (a deleted one has nothing left to check).
+        let existing = existing_droplets(&deps.client, &ids).await?;
+        if existing.is_empty() {
+            let run = Run::start("webhook", &deps.client);
+            return Ok(empty_report(&run, &deps.client));
+        }
+        recheck(deps, existing, "webhook").await
+    }
+    .await;
+    match outcome {
+        Ok(report) => reply(200, serde_json::to_value(&report).unwrap_or(Value::Null)),
+        Err(e) => {
+            // Let the sender retry: forget the delivery.
+            let _ = deps.store.delete(&key).await;
+            if let Ok(mut g) = deps.replay.lock() {
+                *g = ReplayGuard::new();
+            }
+            tracing::error!(error = %e, "webhook processing failed");
+            reply(500, json!({"error": e.to_string()}))
+        }
+    }
+}
+
+async fn existing_droplets(
+    client: &Client,
+    ids: &BTreeSet<u64>,
+) -> Result<BTreeSet<u64>, ServiceError> {
+    let mut out = BTreeSet::new();
+    for id in ids {
+        match client.get_droplet(*id).await {
+            Ok(_) => {
+                out.insert(*id);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// The incident-response payload.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentRequest {
+    pub action: IncidentAction,
+    #[serde(default)]
+    pub droplet_ids: Vec<u64>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentAction {
+    Audit,
+    Remediate,
+    Quarantine,
+    Restore,
+}
+
+/// Incident response: audit or remediate the given Droplets (all when none is given), or
+/// quarantine / restore each of them.
+pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, ServiceError> {
+    let ids: BTreeSet<u64> = req.droplet_ids.iter().copied().collect();
+    match req.action {
+        IncidentAction::Audit | IncidentAction::Remediate => {
+            let scope = Scope {
+                droplet_ids: (!ids.is_empty()).then_some(ids),
+                no_ssh: false,
+            };
+            let report = if req.action == IncidentAction::Audit {
+                crate::audit::audit(&deps.client, &deps.policy, &scope, "manual").await?
+            } else {
+                let opts = RemediateOptions {
+                    scope: scope.clone(),
+                    dry_run: req.dry_run,
+                    trigger: "manual",
+                };
+                let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
+                if !req.dry_run {
+                    after_run(deps, &r, &scope).await?;
+                }
+                r
+            };
+            Ok(json!({"action": req.action, "report": report}))
+        }
+        IncidentAction::Quarantine | IncidentAction::Restore => {
+            if ids.is_empty() {
+                return Err(ServiceError::BadRequest(
+                    "droplet_ids must name at least one Droplet".into(),
+                ));
+            }
+            let reason = req.reason.clone().unwrap_or_default();
+            if req.action == IncidentAction::Quarantine && reason.trim().is_empty() {
+                return Err(ServiceError::BadRequest(
+                    "reason is required for quarantine".into(),
+                ));
+            }
+            if req.dry_run {
+                return Err(ServiceError::BadRequest(
+                    "dry_run applies to audit and remediate, not quarantine or restore".into(),
+                ));
+            }
+            let run_id = uuid::Uuid::new_v4().to_string();
+            let mut results = Vec::new();
+            for id in ids {
+                let r = if req.action == IncidentAction::Quarantine {
+                    remediate::quarantine(
+                        &deps.client,
+                        &deps.policy,
+                        &deps.store,
+                        id,
+                        &reason,
+                        "manual",
+                        &run_id,
+                    )
+                    .await
+                } else {
+                    remediate::restore(
+                        &deps.client,
+                        &deps.policy,
+                        &deps.store,
+                        id,
+                        "manual",
+                        &run_id,
+                    )
+                    .await
+                };
+                results.push(match r {
+                    Ok(o) => json!({"droplet_id": id, "ok": true, "changed": o.changed, "status": o.record.status, "record": o.record, "changes": o.changes}),
+                    Err(e) => json!({"droplet_id": id, "ok": false, "error": e.to_string()}),
+                });
+            }
+            Ok(json!({"action": req.action, "results": results}))
+        }
+    }
+}
+
+/// The actions poller's cursor: the newest action id already handled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub last_action_id: u64,
+    pub updated_at: String,
+}
+
+pub const CURSOR_KEY: &str = "cursors/actions-poller.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PollOutcome {
+    pub actions_seen: usize,
+    pub droplets: Vec<u64>,
+    pub cursor: u64,
+    pub report: Report,
+}
+
+/// Reads `/v2/actions` newer than the stored cursor (newest first, page by page, stopping at
+/// the cursor), re-checks the Droplets those actions touched, then moves the cursor. Actions
+/// still in progress are left for the next poll. Without a cursor, only the newest page is read.
+pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, ServiceError> {
+    let run = Run::start("schedule", &deps.client);
+    let cursor: Option<Cursor> = deps.store.get_json(CURSOR_KEY).await?;
+    let last = cursor.as_ref().map(|c| c.last_action_id);
+    let mut fresh = Vec::new();
+    let mut page = 1;
+    'pages: loop {
+        let (actions, more) = deps.client.actions_page(page).await?;
+        for a in actions {
+            if last.is_some_and(|l| a.id <= l) {
+                break 'pages;
+            }
+            fresh.push(a);
+        }
+        if !more || last.is_none() || page >= max_pages {
+            break;
+        }
+        page += 1;
+    }
+    let in_progress_min = fresh
+        .iter()
+        .filter(|a| a.status == "in-progress")
+        .map(|a| a.id)
+        .min();
+    let done: Vec<_> = fresh.iter().filter(|a| a.status != "in-progress").collect();
+    let ids: BTreeSet<u64> = done
+        .iter()
+        .filter(|a| a.resource_type.as_deref() == Some("droplet"))
+        .filter_map(|a| a.resource_id)
+        .collect();
+    let newest = fresh.iter().map(|a| a.id).max();
+    let mut next = match (newest, in_progress_min) {
+        (Some(n), Some(p)) => n.min(p.saturating_sub(1)),
+        (Some(n), None) => n,
+        (None, _) => last.unwrap_or(0),
+    };
+    next = next.max(last.unwrap_or(0));
+    let existing = if ids.is_empty() {
+        BTreeSet::new()
+    } else {
+        existing_droplets(&deps.client, &ids).await?
+    };
+    let report = if existing.is_empty() {
+        empty_report(&run, &deps.client)
+    } else {
+        recheck(deps, existing.clone(), "schedule").await?
+    };
+    // Only after the re-check succeeded: a failed run is retried from the same cursor.
+    deps.store
+        .put_json(
+            CURSOR_KEY,
+            &Cursor {
+                last_action_id: next,
+                updated_at: now_rfc3339(),
+            },
+        )
+        .await?;
+    let seen: HashSet<u64> = fresh.iter().map(|a| a.id).collect();
+    Ok(PollOutcome {
+        actions_seen: seen.len(),
+        droplets: existing.into_iter().collect(),
+        cursor: next,
+        report,
+    })
+}
