@@ -9,6 +9,7 @@ use shared::digitalocean::{Client, ClientConfig, Token};
 use shared::remediate::RemediateOptions;
 use shared::report::{to_sarif, to_table, Report};
 use shared::store::{StateStore, Store};
+use shared::webhook::{sign, verify, Secret};
 use shared::{Policy, Scope};
 
 mod demo;
@@ -84,6 +85,11 @@ enum Command {
         #[arg(long, env = "DROPLETGUARD_POLICY")]
         policy: Option<PathBuf>,
     },
+    /// Debug a webhook integration: check a delivery's signature, or sign and send an event.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// Start the built-in simulator with an insecure sample fleet, audit, remediate, audit again.
     Demo,
     /// Serve the DigitalOcean API simulator until stopped.
@@ -109,6 +115,35 @@ enum Command {
             hide_env_values = true
         )]
         token: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Check a delivery's signature. Prints `valid` or `invalid: <reason>`; exit 0 valid, 1 invalid.
+    Verify {
+        /// A signing secret (`whsec_...`); repeat for rotation.
+        #[arg(long = "secret", required = true)]
+        secrets: Vec<String>,
+        /// A header as received, `name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The raw body as received.
+        #[arg(long)]
+        body_file: PathBuf,
+        /// The time to check the timestamp against (unix seconds; default now).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Sign an event and POST it to a receiver. Exit 0 on a 2xx answer.
+    Send {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        secret: String,
+        /// The event body (JSON), sent byte for byte.
+        #[arg(long)]
+        event_file: PathBuf,
     },
 }
 
@@ -255,6 +290,94 @@ async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
+    match command {
+        WebhookCommand::Verify {
+            secrets,
+            headers,
+            body_file,
+            now,
+        } => {
+            let secrets = secrets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Secret::parse(s).with_context(|| format!("--secret #{}", i + 1)))
+                .collect::<Result<Vec<_>>>()?;
+            let headers = headers
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .with_context(|| format!("--header {h:?} is not `name: value`"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let body = std::fs::read(&body_file)
+                .with_context(|| format!("reading {}", body_file.display()))?;
+            match verify(&secrets, &headers, &body, now.unwrap_or_else(unix_now)) {
+                Ok(v) => {
+                    println!("valid");
+                    eprintln!(
+                        "webhook-id {} at {}, secret #{}",
+                        v.id,
+                        v.timestamp,
+                        v.secret_index + 1
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("invalid: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        WebhookCommand::Send {
+            url,
+            secret,
+            event_file,
+        } => {
+            let secret = Secret::parse(&secret).context("--secret")?;
+            let body = std::fs::read(&event_file)
+                .with_context(|| format!("reading {}", event_file.display()))?;
+            if let Err(e) = shared::webhook::parse_event(&body) {
+                eprintln!("warning: {}: {e} (sending it anyway)", event_file.display());
+            }
+            let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+            let ts = unix_now();
+            let sig = sign(&secret, &id, ts, &body);
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            eprintln!(
+                "{} {} (webhook-id {id})",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
+            println!("{}", text.trim_end());
+            Ok(if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
 async fn serve_sim(
     listen: std::net::SocketAddr,
     droplets: usize,
@@ -307,6 +430,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             policy,
         } => quarantine(droplet, reason, policy).await,
         Command::Restore { droplet, policy } => restore(droplet, policy).await,
+        Command::Webhook { command } => webhook(command).await,
         Command::Demo => demo::run().await,
         Command::Sim {
             listen,

@@ -74,11 +74,7 @@ async fn next(State(inner): State<Inner>) -> Response {
         ("lambda-runtime-invoked-function-arn", arn),
         (
             "lambda-runtime-trace-id",
-            format!(
-                "Root=1-{}-{}",
-                "5759e988",
-                p.id.replace('-', "")[..24].to_string()
-            ),
+            format!("Root=1-5759e988-{}", &p.id.replace('-', "")[..24]),
         ),
         ("content-type", "application/json".to_string()),
     ] {

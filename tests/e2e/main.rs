@@ -10,3 +10,4 @@ mod quarantine;
 mod remediation;
 mod simulator;
 mod store_s3;
+mod webhook_cli;

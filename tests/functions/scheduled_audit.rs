@@ -1,1 +1,111 @@
+//! `scheduled-audit` as a real process under the Runtime API emulator, configured the way it
+//! is in AWS: token from Secrets Manager, state in S3 (both moto_server), policy and mode from
+//! the environment, notifications to a loopback receiver.
 
+#[path = "common.rs"]
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const POLICY: &str =
+    "[management]\ncidrs = [\"203.0.113.0/24\"]\n[remediation]\nmax_changes_per_run = 500\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_run_fixes_a_fleet() {
+    let token = token();
+    let sim = sim::Sim::start_local(&token, sim::fleet::generate(&sim::FleetSpec::new(150, 8)))
+        .await
+        .expect("sim");
+    let moto = Moto::start().await;
+    let arn = moto.create_secret("dropletguard/do-token", &token).await;
+    moto.create_bucket("dg-state").await;
+    let slack = Receiver::start().await;
+    let mut env = moto.env();
+    env.extend(
+        [
+            ("DIGITALOCEAN_API_URL", sim.url()),
+            ("DROPLETGUARD_TOKEN_SECRET", arn),
+            ("DROPLETGUARD_STATE_BUCKET", "dg-state".to_string()),
+            ("DROPLETGUARD_POLICY_TOML", POLICY.to_string()),
+            ("DROPLETGUARD_MODE", "enforce".to_string()),
+            ("DROPLETGUARD_SLACK_WEBHOOK_URL", slack.url.clone()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let f = Function::start(
+        env!("CARGO_BIN_EXE_scheduled-audit"),
+        "scheduled-audit",
+        &env,
+    )
+    .await;
+    let event = fixture("eventbridge/example-eventbridge-schedule.json");
+    let report = f.ok(&event).await;
+    assert_eq!(report["run"]["trigger"], "schedule");
+    assert_eq!(report["summary"]["droplets"], 150);
+    let changes = report["changes"].as_array().expect("changes").len();
+    assert!(changes > 5, "it fixed things: {changes}");
+    let has = |r: &Value, rule: &str| {
+        r["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["rule"] == rule))
+    };
+    assert!(!has(&report, "firewall.missing"));
+    assert!(!has(&report, "firewall.ssh-open"));
+    // The ledger is in S3.
+    let store = shared::store::Store::S3(
+        shared::store::S3Store::new(
+            "dg-state",
+            shared::aws::AwsConfig::new(
+                "us-east-1",
+                "testing",
+                "testing-secret",
+                Some(moto.url.clone()),
+            ),
+        )
+        .expect("store"),
+    );
+    let ledger = shared::remediate::ledger_entries(&store)
+        .await
+        .expect("ledger");
+    assert_eq!(ledger.len(), changes);
+    // A notification went out, naming the changes.
+    let msgs = slack.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changes applied"),
+        "{msgs:?}"
+    );
+    // A second run: nothing left to change, no notification.
+    let again = f
+        .ok(&serde_json::json!({"custom": "input from a Scheduler schedule"}))
+        .await;
+    assert_eq!(again["changes"].as_array().map(Vec::len), Some(0));
+    assert_eq!(slack.messages().len(), 1);
+    let logs = f.stop().await;
+    assert_logs_clean(&logs, &[&token]);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_fails_the_start_clearly() {
+    let moto = Moto::start().await;
+    let mut env = moto.env();
+    env.push(("DROPLETGUARD_TOKEN_SECRET".into(), "no-such-secret".into()));
+    let f = Function::start(
+        env!("CARGO_BIN_EXE_scheduled-audit"),
+        "scheduled-audit",
+        &env,
+    )
+    .await;
+    let out = f.invoke(&serde_json::json!({})).await;
+    let text = format!("{out:?}");
+    assert!(
+        text.contains("DROPLETGUARD_TOKEN_SECRET") && text.contains("ResourceNotFound"),
+        "{text}"
+    );
+    f.stop().await;
+}

@@ -9,9 +9,18 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = shared::service::Deps::from_env(false).await?;
-    run(service_fn(|event: LambdaEvent<Value>| {
-        handler::handle(&deps, event)
+    // A configuration error is reported on every invocation, with its reason.
+    let deps = shared::service::Deps::from_env(false)
+        .await
+        .map_err(|e| e.to_string());
+    if let Err(e) = &deps {
+        tracing::error!(error = %e, "configuration");
+    }
+    run(service_fn(|event: LambdaEvent<Value>| async {
+        match &deps {
+            Ok(d) => handler::handle(d, event).await,
+            Err(e) => Err(Error::from(e.clone())),
+        }
     }))
     .await
 }

@@ -8,6 +8,18 @@ use lambda_http::{run, service_fn, Error, Request};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let deps = shared::service::Deps::from_env(true).await?;
-    run(service_fn(|req: Request| handler::handle(&deps, req))).await
+    // A configuration error is reported on every invocation, with its reason.
+    let deps = shared::service::Deps::from_env(true)
+        .await
+        .map_err(|e| e.to_string());
+    if let Err(e) = &deps {
+        tracing::error!(error = %e, "configuration");
+    }
+    run(service_fn(|req: Request| async {
+        match &deps {
+            Ok(d) => handler::handle(d, req).await,
+            Err(e) => Err(Error::from(e.clone())),
+        }
+    }))
+    .await
 }

@@ -1,0 +1,185 @@
+//! `dropletguard webhook verify` and `webhook send`, for operators debugging an integration.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use shared::digitalocean::{Client, ClientConfig, Token};
+use shared::service::{handle_webhook, Deps};
+use shared::store::{DirStore, Store};
+use shared::webhook::Secret;
+
+use crate::helpers::*;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+async fn run(args: &[&str]) -> Run {
+    cli_env("http://127.0.0.1:9", "unused", args, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_spec_vector_and_its_edges() {
+    let dir = tempfile::tempdir().expect("dir");
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, br#"{"test": 2432232314}"#).expect("write");
+    let b = body.to_str().expect("utf-8");
+    let sig = "webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    let base = [
+        "webhook",
+        "verify",
+        "--secret",
+        SECRET,
+        "--header",
+        "Webhook-Id: msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "--header",
+        "webhook-timestamp: 1614265330",
+        "--header",
+        sig,
+        "--body-file",
+        b,
+    ];
+    let ok = run(&[&base[..], &["--now", "1614265330"]].concat()).await;
+    assert_eq!((ok.code, ok.stdout.trim()), (0, "valid"), "{}", ok.stderr);
+    let late = run(&[&base[..], &["--now", "1614265631"]].concat()).await;
+    assert_eq!(late.code, 1);
+    assert!(
+        late.stdout.starts_with("invalid: ") && late.stdout.contains("301"),
+        "{}",
+        late.stdout
+    );
+    let edge = run(&[&base[..], &["--now", "1614265630"]].concat()).await;
+    assert_eq!(edge.code, 0, "300 s is inside the window");
+    // Rotation: the right secret second.
+    let rot = run(&[
+        &[
+            "webhook",
+            "verify",
+            "--secret",
+            "whsec_dGhpcyBpcyB0aGUgbmV4dCBzZWNyZXQ=",
+        ][..],
+        &base[2..],
+        &["--now", "1614265330"],
+    ]
+    .concat())
+    .await;
+    assert_eq!(rot.code, 0, "{}", rot.stdout);
+    std::fs::write(&body, br#"{"test":2432232314}"#).expect("write");
+    let reser = run(&[&base[..], &["--now", "1614265330"]].concat()).await;
+    assert_eq!(
+        (reser.code, reser.stdout.trim()),
+        (1, "invalid: no valid signature")
+    );
+    let missing = run(&[
+        "webhook",
+        "verify",
+        "--secret",
+        SECRET,
+        "--body-file",
+        b,
+        "--header",
+        "webhook-id: x",
+    ])
+    .await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stdout.contains("missing header webhook-timestamp"),
+        "{}",
+        missing.stdout
+    );
+    let bad = run(&[
+        "webhook",
+        "verify",
+        "--secret",
+        "whsec_!!!",
+        "--body-file",
+        b,
+    ])
+    .await;
+    assert_eq!(bad.code, 2, "a bad secret is a usage error: {}", bad.stderr);
+    assert!(!bad.stderr.contains("!!!"), "the secret is not echoed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_and_delivers_to_a_receiver() {
+    // The receiver is the real webhook logic (shared::service), in an HTTP server on loopback.
+    let sim = start(crate::fixtures::known()).await;
+    let state = tempfile::tempdir().expect("state");
+    let client = Client::new(ClientConfig::new(sim.url(), Token::new(&sim.token))).expect("client");
+    let mut deps = Deps::new(
+        client,
+        Store::Dir(DirStore::new(state.path())),
+        shared::Policy::default(),
+    );
+    deps.webhook_secrets = vec![Secret::parse(SECRET).expect("secret")];
+    let deps = Arc::new(deps);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let deps = deps.clone();
+            async move {
+                let h: Vec<(String, String)> = headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+                    .collect();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                let r = handle_webhook(&deps, &h, &body, now).await;
+                (
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    r.body.to_string(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        br#"{"type": "droplet.updated", "data": {"droplet_id": 3}}"#,
+    )
+    .expect("write");
+    let e = event.to_str().expect("utf-8");
+    let ok = run(&[
+        "webhook",
+        "send",
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--event-file",
+        e,
+    ])
+    .await;
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&ok.stdout).expect("the receiver's report");
+    assert_eq!(report["summary"]["droplets"], 1);
+    assert!(report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .any(|f| f["rule"] == "firewall.missing"));
+    let wrong = run(&[
+        "webhook",
+        "send",
+        "--url",
+        &url,
+        "--secret",
+        "whsec_dGhpcyBpcyB0aGUgbmV4dCBzZWNyZXQ=",
+        "--event-file",
+        e,
+    ])
+    .await;
+    assert_eq!(wrong.code, 1);
+    assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+    sim.shutdown().await;
+}
