@@ -6,7 +6,10 @@ SARIF_SCHEMA := $(TOOLS)/sarif-2.1.0-rtm.5.json
 PY_TEST_DEPS := openapi-schema-validator jsonschema 'moto[server]'
 
 
-.PHONY: help setup build test lint demo sim clean
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+FUNCTIONS := scheduled-audit webhook incident-response actions-poller
+
+.PHONY: help setup build test lint demo sim bench clean
 
 help:
 	@echo "make setup   install what the tests need (Python validators, moto_server, the SARIF schema)"
@@ -15,6 +18,7 @@ help:
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make demo    audit an insecure simulated fleet (no token needed)"
 	@echo "make sim     serve the DigitalOcean API simulator on 127.0.0.1:8080"
+	@echo "make bench   run the benchmarks and write BENCHMARKS.md"
 
 setup:
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-pip)
@@ -47,6 +51,11 @@ demo:
 
 sim:
 	$(CARGO) run -q -p dropletguard -- sim --listen 127.0.0.1:8080 --droplets 1000
+
+bench:
+	@test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq time)
+	$(CARGO) build --release -p dropletguard -p dropletguard-sim $(addprefix -p ,$(FUNCTIONS)) --bins
+	$(TARGET_DIR)/release/bench --out BENCHMARKS.md
 
 clean:
 	$(CARGO) clean

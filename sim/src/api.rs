@@ -266,6 +266,21 @@ fn paginate(
     key: &str,
     items: Vec<Value>,
 ) -> ApiResult {
+    let total = items.len();
+    paginate_with(headers, path, q, key, total, |start, end| {
+        items[start..end].to_vec()
+    })
+}
+
+/// Pagination that renders only the requested page: `render(start, end)` of `total` items.
+fn paginate_with(
+    headers: &HeaderMap,
+    path: &str,
+    q: &ListQuery,
+    key: &str,
+    total: usize,
+    render: impl FnOnce(usize, usize) -> Vec<Value>,
+) -> ApiResult {
     let parse = |name: &str, v: &Option<String>, default: usize| -> Result<usize, Response> {
         match v {
             None => Ok(default),
@@ -278,11 +293,10 @@ fn paginate(
     };
     let per_page = parse("per_page", &q.per_page, 20)?.min(200);
     let page = parse("page", &q.page, 1)?;
-    let total = items.len();
     let last = total.div_ceil(per_page).max(1);
     let start = (page - 1).saturating_mul(per_page).min(total);
     let end = (start + per_page).min(total);
-    let slice: Vec<Value> = items.into_iter().skip(start).take(end - start).collect();
+    let slice: Vec<Value> = render(start, end);
     let mut extra = String::new();
     if let Some(k) = &q.kind {
         extra.push_str(&format!("&type={k}"));
@@ -338,18 +352,31 @@ async fn list_droplets(
             )))
         }
     };
-    let items: Vec<Value> = {
-        let st = app.lock();
-        st.droplets
-            .values()
-            .filter(|d| match &q.tag_name {
-                Some(t) => d.tags.iter().any(|x| x == t),
-                None => d.gpu == gpus,
-            })
-            .map(|d| d.to_json())
-            .collect()
-    };
-    paginate(&headers, "/v2/droplets", &q, "droplets", items)
+    // Only the requested page is rendered: listing 10,000 Droplets page by page stays linear.
+    let st = app.lock();
+    let ids: Vec<u64> = st
+        .droplets
+        .values()
+        .filter(|d| match &q.tag_name {
+            Some(t) => d.tags.iter().any(|x| x == t),
+            None => d.gpu == gpus,
+        })
+        .map(|d| d.id)
+        .collect();
+    paginate_with(
+        &headers,
+        "/v2/droplets",
+        &q,
+        "droplets",
+        ids.len(),
+        |start, end| {
+            ids[start..end]
+                .iter()
+                .filter_map(|id| st.droplets.get(id))
+                .map(|d| d.to_json())
+                .collect()
+        },
+    )
 }
 
 fn parse_id(id: &str) -> Result<u64, Response> {
