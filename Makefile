@@ -3,17 +3,23 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TOOLS := .tools
 SARIF_SCHEMA := $(TOOLS)/sarif-2.1.0-rtm.5.json
-PY_TEST_DEPS := openapi-schema-validator jsonschema 'moto[server]'
+PY_TEST_DEPS := openapi-schema-validator jsonschema 'moto[server]' cfn-lint
 
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 FUNCTIONS := scheduled-audit webhook incident-response actions-poller
 
-.PHONY: help setup build test lint demo sim bench clean
+FUNCTION ?= incident-response
+EVENT ?= functions/$(FUNCTION)/events/$(firstword $(notdir $(wildcard functions/$(FUNCTION)/events/*.json)))
+
+.PHONY: help setup build build-lambda deploy invoke-local test lint demo sim bench clean
 
 help:
 	@echo "make setup   install what the tests need (Python validators, moto_server, the SARIF schema)"
 	@echo "make build   build the dropletguard command (release)"
+	@echo "make build-lambda   the four functions for Lambda (arm64, cargo-lambda + zig)"
+	@echo "make deploy         sam build, then sam deploy --guided (the first time)"
+	@echo "make invoke-local FUNCTION=webhook EVENT=file.json   one function under a local Runtime API"
 	@echo "make test    setup, then run every test"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make demo    audit an insecure simulated fleet (no token needed)"
@@ -22,7 +28,7 @@ help:
 
 setup:
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-pip)
-	@python3 -c 'import openapi_schema_validator, jsonschema' 2>/dev/null && command -v moto_server >/dev/null || \
+	@python3 -c 'import openapi_schema_validator, jsonschema' 2>/dev/null && command -v moto_server >/dev/null && command -v cfn-lint >/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check $(PY_TEST_DEPS) || \
 	  python3 -m pip install --quiet --break-system-packages $(PY_TEST_DEPS)
 	@mkdir -p $(TOOLS)
@@ -41,9 +47,10 @@ test: setup
 	  awk '/^test result:/ {p += $$4; f += $$6; i += $$8} END {print "total: " p " passed, " f " failed, " i " skipped"}' $(TOOLS)/test.log; \
 	  exit $$status
 
-lint:
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cfn-lint template.yaml
 
 demo:
 	@$(CARGO) build -q -p dropletguard
@@ -51,6 +58,21 @@ demo:
 
 sim:
 	$(CARGO) run -q -p dropletguard -- sim --listen 127.0.0.1:8080 --droplets 1000
+
+build-lambda:
+	@command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda ziglang
+	@rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	$(CARGO) lambda build --release --arm64 --lambda-dir $(TARGET_DIR)/lambda-arm64 $(addprefix --bin ,$(FUNCTIONS))
+	@ls -l $(TARGET_DIR)/lambda-arm64/*/bootstrap
+
+deploy:
+	@command -v sam >/dev/null || { echo "install the AWS SAM CLI: python3 -m pip install aws-sam-cli"; exit 1; }
+	sam build
+	sam deploy $(if $(wildcard samconfig.toml),,--guided)
+
+invoke-local:
+	$(CARGO) build -q -p $(FUNCTION) -p dropletguard-sim --bins
+	$(TARGET_DIR)/debug/invoke-local $(FUNCTION) $(EVENT)
 
 bench:
 	@test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq time)

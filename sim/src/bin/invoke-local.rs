@@ -1,0 +1,102 @@
+//! `make invoke-local`: runs one function binary under the Lambda Runtime API emulator against
+//! the simulator (a generated fleet), sends it one event, prints the answer.
+//!
+//! Usage: invoke-local FUNCTION EVENT_FILE [--droplets N] [--mode audit|enforce]
+//! For `webhook`, EVENT_FILE is the event body: it is signed and wrapped in an HTTP API payload.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sim::lambda::{Emulator, Outcome};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(function), Some(event_file)) = (args.get(1), args.get(2)) else {
+        return Err(
+            "usage: invoke-local FUNCTION EVENT_FILE [--droplets N] [--mode audit|enforce]".into(),
+        );
+    };
+    let droplets: usize = arg(&args, "--droplets")
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(25);
+    let mode = arg(&args, "--mode").unwrap_or_else(|| "audit".into());
+    let body = std::fs::read(event_file).map_err(|e| format!("{event_file}: {e}"))?;
+    let payload: Value = if function == "webhook" {
+        let ts = chrono::Utc::now().timestamp();
+        let id = format!("msg_local_{ts}");
+        let secret = shared::webhook::Secret::parse(SECRET)?;
+        let sig = shared::webhook::sign(&secret, &id, ts, &body);
+        json!({
+            "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+            "headers": {"webhook-id": id, "webhook-timestamp": ts.to_string(), "webhook-signature": sig, "content-type": "application/json"},
+            "requestContext": {"accountId": "123456789012", "apiId": "local", "domainName": "local.example.com", "domainPrefix": "local",
+                               "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "invoke-local"},
+                               "requestId": "local", "routeKey": "POST /webhook", "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
+            "body": String::from_utf8_lossy(&body), "isBase64Encoded": false
+        })
+    } else {
+        serde_json::from_slice(&body).map_err(|e| format!("{event_file}: not JSON: {e}"))?
+    };
+    let bin = std::env::current_exe()?
+        .parent()
+        .ok_or("no bin dir")?
+        .join(function);
+    if !bin.exists() {
+        return Err(format!("{} is missing: cargo build -p {function}", bin.display()).into());
+    }
+    let token = "invoke-local-token";
+    let s = sim::Sim::start_local(
+        token,
+        sim::fleet::generate(&sim::FleetSpec::new(droplets, 1)),
+    )
+    .await?;
+    let emu = Emulator::start(function).await?;
+    let state =
+        std::env::temp_dir().join(format!("dropletguard-invoke-local-{}", std::process::id()));
+    eprintln!(
+        "simulator {} ({droplets} Droplets), runtime API {}, state {}",
+        s.url(),
+        emu.runtime_api(),
+        state.display()
+    );
+    let mut child = tokio::process::Command::new(&bin)
+        .envs(emu.env())
+        .env("DIGITALOCEAN_API_URL", s.url())
+        .env("DIGITALOCEAN_TOKEN", token)
+        .env("DROPLETGUARD_STATE_DIR", &state)
+        .env("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)
+        .env("DROPLETGUARD_POLICY_TOML", sim::FLEET_POLICY)
+        .env("DROPLETGUARD_MODE", &mode)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let out = emu
+        .invoke(payload.to_string().as_bytes(), Duration::from_secs(120))
+        .await;
+    let _ = child.kill().await;
+    match out {
+        Ok(Outcome::Response(v)) => println!("{}", serde_json::to_string_pretty(&v)?),
+        Ok(Outcome::Error(e)) => {
+            println!("{}", serde_json::to_string_pretty(&e)?);
+            return Err("the function answered with an error".into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    s.shutdown().await;
+    Ok(())
+}
