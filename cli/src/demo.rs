@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use shared::remediate::{remediate, RemediateOptions};
 use shared::report::to_table;
+use shared::ssh_audit::SshAccess;
 use shared::store::{DirStore, Store};
 use shared::{Policy, Scope};
 
@@ -16,6 +17,10 @@ cidrs = ["203.0.113.0/24"]
 [remediation]
 mode = "enforce"
 max_changes_per_run = 100
+
+# The simulated Droplets have no SSH servers to probe.
+[ssh]
+probe = false
 "#;
 
 pub async fn run() -> Result<ExitCode> {
@@ -33,6 +38,7 @@ pub async fn run() -> Result<ExitCode> {
     let store = Store::Dir(DirStore::new(&dir));
     let client = crate::client_for(&s.url(), &token)?;
     let width = crate::terminal_width();
+    let ssh = SshAccess::default();
 
     println!(
         "dropletguard demo: a simulated DigitalOcean account at {} with {droplets} Droplets.",
@@ -44,7 +50,7 @@ pub async fn run() -> Result<ExitCode> {
     );
 
     println!("== 1. audit ==");
-    let before = shared::audit::audit(&client, &policy, &Scope::all(), "cli").await?;
+    let before = shared::audit::audit(&client, &policy, &Scope::all(), "cli", &ssh).await?;
     println!("{}\n", to_table(&before, width).trim_end());
 
     println!("== 2. remediate ==");
@@ -52,6 +58,7 @@ pub async fn run() -> Result<ExitCode> {
         scope: Scope::all(),
         dry_run: false,
         trigger: "cli",
+        ssh: &ssh,
     };
     let fixed = remediate(&client, &policy, &store, opts).await?;
     for c in &fixed.changes {
@@ -70,7 +77,7 @@ pub async fn run() -> Result<ExitCode> {
     );
 
     println!("== 3. audit again ==");
-    let after = shared::audit::audit(&client, &policy, &Scope::all(), "cli").await?;
+    let after = shared::audit::audit(&client, &policy, &Scope::all(), "cli", &ssh).await?;
     println!("{}\n", to_table(&after, width).trim_end());
 
     println!(

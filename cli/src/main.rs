@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shared::digitalocean::{Client, ClientConfig, Token};
 use shared::remediate::RemediateOptions;
 use shared::report::{to_sarif, to_table, Report};
+use shared::ssh_audit::SshAccess;
 use shared::store::{StateStore, Store};
 use shared::webhook::{sign, verify, Secret};
 use shared::{Policy, Scope};
@@ -195,7 +196,8 @@ async fn audit(
         droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
         no_ssh,
     };
-    let report = shared::audit::audit(&client, &policy, &scope, "cli").await?;
+    let ssh = SshAccess::from_env()?;
+    let report = shared::audit::audit(&client, &policy, &scope, "cli", &ssh).await?;
     print_report(&report, format)?;
     Ok(if report.has_findings() {
         ExitCode::from(1)
@@ -218,10 +220,12 @@ async fn remediate(
         droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
         no_ssh,
     };
+    let ssh = SshAccess::from_env()?;
     let opts = RemediateOptions {
         scope,
         dry_run,
         trigger: "cli",
+        ssh: &ssh,
     };
     let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
     print_report(&report, format)?;

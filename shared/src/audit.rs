@@ -8,6 +8,7 @@ use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
 use crate::policy::Policy;
 use crate::report::{Report, RunInfo};
+use crate::ssh_audit::{observe, SshAccess};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -77,16 +78,19 @@ pub fn check_scope(snapshot: &Snapshot, scope: &Scope) -> Result<Vec<u64>, Audit
         .collect())
 }
 
-/// A full audit: reads the account, evaluates the policy over the Droplets in scope.
+/// A full audit: reads the account, probes the Droplets over SSH (unless `--no-ssh` or
+/// `ssh.probe = false`), evaluates the policy over the Droplets in scope.
 pub async fn audit(
     client: &Client,
     policy: &Policy,
     scope: &Scope,
     trigger: &str,
+    ssh: &SshAccess,
 ) -> Result<Report, AuditError> {
     let run = Run::start(trigger, client);
-    let snapshot = Snapshot::fetch(client).await?;
+    let mut snapshot = Snapshot::fetch(client).await?;
     let ids = check_scope(&snapshot, scope)?;
+    observe(&mut snapshot, policy, scope, ssh).await;
     let findings = evaluate(&snapshot, policy, scope);
     let complete = snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok();
     tracing::info!(

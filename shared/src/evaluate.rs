@@ -6,7 +6,7 @@ use crate::digitalocean::{Droplet, Firewall, Protocol, SshKey, Vpc};
 use crate::net::Cidr;
 use crate::policy::{Policy, PortRange};
 use crate::report::{Finding, Remediation, Resource, ResourceType, Severity, Status};
-use crate::rules::{self, account, firewall, vpc};
+use crate::rules::{self, account, firewall, ssh, vpc};
 
 /// What the API told us about the account, read in a handful of list requests.
 #[derive(Debug, Clone)]
@@ -17,6 +17,19 @@ pub struct Snapshot {
     pub vpcs: Result<Vec<Vpc>, String>,
     /// Account SSH keys, or why they could not be listed.
     pub ssh_keys: Result<Vec<SshKey>, String>,
+    /// Per Droplet: what the SSH probe and the service audit saw (empty when not run).
+    pub ssh: BTreeMap<u64, SshObservation>,
+}
+
+/// What a connection to one Droplet showed.
+#[derive(Debug, Clone, Default)]
+pub struct SshObservation {
+    /// `ip:port` probed.
+    pub target: Option<String>,
+    /// The offered authentication methods, or why the probe failed; `None`: not probed.
+    pub probe: Option<Result<crate::ssh::ProbeResult, String>>,
+    /// The listening sockets, or why they could not be listed; `None`: not listed.
+    pub listeners: Option<Result<Vec<crate::ssh::listeners::Listener>, String>>,
 }
 
 impl Default for Snapshot {
@@ -26,6 +39,7 @@ impl Default for Snapshot {
             firewalls: Vec::new(),
             vpcs: Ok(Vec::new()),
             ssh_keys: Ok(Vec::new()),
+            ssh: BTreeMap::new(),
         }
     }
 }
@@ -247,6 +261,9 @@ pub fn evaluate(snapshot: &Snapshot, policy: &Policy, scope: &Scope) -> Vec<Find
         let fws = ctx.covering(d);
         firewall::check_droplet(&ctx, d, &fws, &mut out);
         vpc::check_droplet(&ctx, d, &mut out);
+        if !scope.no_ssh {
+            ssh::check_droplet(&ctx, d, &fws, &mut out);
+        }
         relevant_fws.extend(fws);
     }
     let fw_indexes: Vec<usize> = if scope.droplet_ids.is_some() {

@@ -14,6 +14,8 @@ pub mod report;
 pub mod rules;
 pub mod service;
 mod snapshot;
+pub mod ssh;
+pub mod ssh_audit;
 pub mod store;
 pub mod webhook;
 

@@ -28,6 +28,7 @@ impl Snapshot {
             firewalls: firewalls?,
             vpcs: vpcs.map_err(|e| e.to_string()),
             ssh_keys: keys.map_err(|e| e.to_string()),
+            ssh: Default::default(),
         })
     }
 }

@@ -18,6 +18,10 @@ pub const MANAGEMENT_CIDR: &str = "203.0.113.0/24";
 pub const FLEET_POLICY: &str = r#"# The policy the simulator's generated fleets are audited against.
 [management]
 cidrs = ["203.0.113.0/24"]
+
+# Simulated Droplets have no SSH servers: their addresses are never probed.
+[ssh]
+probe = false
 "#;
 
 const REGIONS: &[&str] = &["nyc3", "sfo3", "ams3", "fra1", "sgp1"];
@@ -336,7 +340,8 @@ pub fn generate(spec: &FleetSpec) -> State {
                 } else {
                     "s-1vcpu-2gb".into()
                 },
-                public_ipv4: format!("198.18.{}.{}", (i / 250) % 256, i % 250 + 1),
+                // Loopback addresses: a probe sent to a simulated Droplet by mistake stays on this machine.
+                public_ipv4: format!("127.18.{}.{}", (i / 250) % 256, i % 250 + 1),
                 private_ipv4: format!(
                     "10.{}.{}.{}",
                     100 + (i / 62500) % 100,

@@ -179,7 +179,7 @@ async fn compliant_account_exits_zero() {
 async fn policy_from_environment_and_default_policy() {
     let sim = start(fixtures::compliant()).await;
     // Without the management ranges, the built-in default policy sees SSH open to outsiders.
-    let run = cli(&sim, &["audit", "--format", "json"]).await;
+    let run = cli(&sim, &["audit", "--format", "json", "--no-ssh"]).await;
     assert_eq!(run.code, 1);
     assert_eq!(
         finding_keys(&run.json()),
@@ -307,7 +307,7 @@ async fn errors_exit_two_and_never_show_the_token() {
     let run = cli_env(
         &sim.url(),
         &sim.token,
-        &["audit", "-vv", "--format", "json"],
+        &["audit", "-vv", "--format", "json", "--no-ssh"],
         &[("RUST_LOG", "trace")],
     )
     .await;
@@ -332,7 +332,7 @@ async fn errors_exit_two_and_never_show_the_token() {
     let run = cli_env(
         &sim.url(),
         "",
-        &["audit"],
+        &["audit", "--no-ssh"],
         &[("DIGITALOCEAN_ACCESS_TOKEN", &sim.token)],
     )
     .await;

@@ -8,6 +8,9 @@ use sim::{SimDroplet, State};
 pub const POLICY: &str = r#"
 [management]
 cidrs = ["203.0.113.0/24", "2001:db8:ffff::/48"]
+
+[ssh]
+probe = false
 "#;
 
 fn droplet(id: u64, name: &str, tags: &[&str], vpc: Option<&str>) -> SimDroplet {
@@ -19,7 +22,7 @@ fn droplet(id: u64, name: &str, tags: &[&str], vpc: Option<&str>) -> SimDroplet 
         vpc_uuid: vpc.map(str::to_string),
         region: "nyc3".into(),
         size_slug: "s-1vcpu-2gb".into(),
-        public_ipv4: format!("192.0.2.{id}"),
+        public_ipv4: format!("127.0.2.{id}"),
         private_ipv4: format!("10.10.0.{id}"),
         ipv6: None,
         gpu: false,

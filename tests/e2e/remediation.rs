@@ -13,6 +13,9 @@ cidrs = ["203.0.113.0/24"]
 [remediation]
 mode = "enforce"
 max_changes_per_run = 100
+
+[ssh]
+probe = false
 "#;
 
 fn writes(log: &[LoggedRequest]) -> Vec<&LoggedRequest> {
@@ -34,7 +37,7 @@ pub fn with_orphans(n: u64) -> State {
                 vpc_uuid: Some(fixtures::PROD_VPC.into()),
                 region: "nyc3".into(),
                 size_slug: "s-1vcpu-2gb".into(),
-                public_ipv4: format!("192.0.2.{}", 100 + i),
+                public_ipv4: format!("127.0.3.{}", 100 + i),
                 private_ipv4: format!("10.10.1.{i}"),
                 ipv6: None,
                 gpu: false,
@@ -516,7 +519,7 @@ async fn a_failed_store_write_stops_the_run_before_any_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_management_ranges_nothing_risks_a_lockout() {
     let sim = start(with_orphans(1)).await;
-    let env = Env::new("[remediation]\nmode = \"enforce\"\n");
+    let env = Env::new("[remediation]\nmode = \"enforce\"\n[ssh]\nprobe = false\n");
     let run = env.run(&sim, &["remediate", "--format", "json"]).await;
     assert_eq!(run.code, 1);
     assert!(writes(&sim.requests()).is_empty());

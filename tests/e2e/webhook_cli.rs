@@ -108,7 +108,7 @@ async fn send_signs_and_delivers_to_a_receiver() {
     let mut deps = Deps::new(
         client,
         Store::Dir(DirStore::new(state.path())),
-        shared::Policy::default(),
+        no_probe_policy(),
     );
     deps.webhook_secrets = vec![Secret::parse(SECRET).expect("secret")];
     let deps = Arc::new(deps);
@@ -182,4 +182,11 @@ async fn send_signs_and_delivers_to_a_receiver() {
     assert_eq!(wrong.code, 1);
     assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
     sim.shutdown().await;
+}
+
+/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+fn no_probe_policy() -> shared::Policy {
+    let mut p = shared::Policy::default();
+    p.ssh.probe = false;
+    p
 }

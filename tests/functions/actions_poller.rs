@@ -18,7 +18,7 @@ async fn droplets_created_since_the_cursor_are_rechecked() {
         ("DROPLETGUARD_STATE_DIR", state.path().display().to_string()),
         (
             "DROPLETGUARD_POLICY_TOML",
-            "[management]\ncidrs = [\"203.0.113.0/24\"]\n".to_string(),
+            "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n".to_string(),
         ),
         ("DROPLETGUARD_MODE", "enforce".to_string()),
     ]

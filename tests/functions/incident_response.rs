@@ -19,7 +19,7 @@ async fn quarantine_and_restore_round_trip() {
         ("DROPLETGUARD_STATE_DIR", state.path().display().to_string()),
         (
             "DROPLETGUARD_POLICY_TOML",
-            "[management]\ncidrs = [\"203.0.113.0/24\"]\n".to_string(),
+            "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n".to_string(),
         ),
     ]
     .map(|(k, v)| (k.to_string(), v))

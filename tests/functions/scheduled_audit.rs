@@ -9,7 +9,7 @@ use common::*;
 use serde_json::Value;
 
 const POLICY: &str =
-    "[management]\ncidrs = [\"203.0.113.0/24\"]\n[remediation]\nmax_changes_per_run = 500\n";
+    "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n[remediation]\nmax_changes_per_run = 500\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduled_run_fixes_a_fleet() {

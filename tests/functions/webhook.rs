@@ -78,7 +78,7 @@ async fn signed_events_recheck_only_the_droplets_they_touch() {
         ("DROPLETGUARD_WEBHOOK_SECRETS", SECRETS.to_string()),
         (
             "DROPLETGUARD_POLICY_TOML",
-            "[management]\ncidrs = [\"203.0.113.0/24\"]\n".to_string(),
+            "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n".to_string(),
         ),
         ("DROPLETGUARD_MODE", "enforce".to_string()),
     ]

@@ -39,7 +39,7 @@ mod tests {
         let deps = Deps::new(
             client,
             Store::Dir(DirStore::new(dir.path())),
-            shared::Policy::default(),
+            no_probe_policy(),
         );
         let first = s.with_state(|st| *st.droplets.keys().next().expect("a droplet"));
         s.with_state(|st| st.record_action("rebuild", Some(first), "nyc3", "completed"));
@@ -54,4 +54,12 @@ mod tests {
         assert_eq!(again["actions_seen"], 0, "the cursor moved past it");
         s.shutdown().await;
     }
+}
+
+/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+#[cfg(test)]
+fn no_probe_policy() -> shared::Policy {
+    let mut p = shared::Policy::default();
+    p.ssh.probe = false;
+    p
 }

@@ -27,7 +27,7 @@ mod tests {
         let deps = Deps::new(
             client,
             Store::Dir(DirStore::new(dir.path())),
-            shared::Policy::default(),
+            no_probe_policy(),
         );
         for (payload, needle) in [
             (
@@ -55,4 +55,12 @@ mod tests {
         assert!(s.requests().iter().all(|r| r.method == "GET"));
         s.shutdown().await;
     }
+}
+
+/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+#[cfg(test)]
+fn no_probe_policy() -> shared::Policy {
+    let mut p = shared::Policy::default();
+    p.ssh.probe = false;
+    p
 }

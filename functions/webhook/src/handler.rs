@@ -79,7 +79,7 @@ mod tests {
         let mut deps = Deps::new(
             client,
             Store::Dir(DirStore::new(dir.path())),
-            shared::Policy::default(),
+            no_probe_policy(),
         );
         deps.webhook_secrets = vec![Secret::parse(SECRET).expect("secret")];
         let id = s.with_state(|st| *st.droplets.keys().next().expect("droplet"));
@@ -117,4 +117,12 @@ mod tests {
         assert_eq!(resp.status(), 401);
         s.shutdown().await;
     }
+}
+
+/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+#[cfg(test)]
+fn no_probe_policy() -> shared::Policy {
+    let mut p = shared::Policy::default();
+    p.ssh.probe = false;
+    p
 }

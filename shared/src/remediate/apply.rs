@@ -9,6 +9,7 @@ use crate::digitalocean::{
 };
 use crate::policy::{Policy, PortRange};
 use crate::report::{Change, ChangeResource, ResourceType};
+use crate::ssh_audit::SshAccess;
 
 /// Whether an error may hide a write that happened (the API answered 5xx or the connection broke).
 pub(crate) fn maybe_committed(e: &ApiError) -> bool {
@@ -144,6 +145,7 @@ pub(crate) async fn apply(
     policy: &Policy,
     plan: &Plan,
     ledger: &mut Ledger<'_>,
+    access: &SshAccess,
 ) -> Result<Vec<Change>, RemediateError> {
     let mut changes = Vec::new();
     let mut baseline_error: Option<String> = None;
@@ -264,6 +266,31 @@ pub(crate) async fn apply(
                     );
                 }
             }
+            StepKind::DisablePasswordAuth { target, .. } => {
+                let r = disable_password_auth(policy, access, *target).await;
+                let (before, after, result) = match &r {
+                    Ok(fix) => (
+                        json!({"sshd": fix.before}),
+                        json!({"sshd": fix.after, "file": fix.changed_file, "backup": fix.backup, "method": fix.method, "warnings": fix.warnings}),
+                        "ok".to_string(),
+                    ),
+                    Err(e) => (json!(null), json!(null), format!("failed: {e}")),
+                };
+                changes.push(
+                    ledger
+                        .record(
+                            step.resource.clone(),
+                            &step.action,
+                            before,
+                            after,
+                            result,
+                            &step.rule,
+                            &step.description,
+                        )
+                        .await?,
+                );
+                i += 1;
+            }
             StepKind::NarrowRules { firewall_id, edits } => {
                 for edit in edits {
                     let r = narrow(client, firewall_id, edit).await;
@@ -289,6 +316,29 @@ pub(crate) async fn apply(
             }
         }
     }
-    let _ = policy;
     Ok(changes)
+}
+
+/// Over SSH: log in with the management key, then the safe removal (`ssh::disable_password_auth`).
+async fn disable_password_auth(
+    policy: &Policy,
+    access: &SshAccess,
+    target: std::net::SocketAddr,
+) -> Result<crate::ssh::PasswordAuthFix, String> {
+    let key = access.key.as_ref().ok_or("no management key")?;
+    let session = crate::ssh::connect(target, &access.user, key, access.timeout)
+        .await
+        .map_err(|e| format!("key login failed, nothing changed (password login may be the owners' only way in): {e}"))?;
+    let fix = crate::ssh::disable_password_auth(
+        &session,
+        target,
+        &access.user,
+        key,
+        &policy.ssh.sshd_config,
+        policy.ssh.port,
+        access.timeout,
+    )
+    .await;
+    session.close().await;
+    fix.map_err(|e| e.to_string())
 }

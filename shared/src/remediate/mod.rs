@@ -16,6 +16,7 @@ use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
 use crate::policy::Policy;
 use crate::report::{Change, ChangeResource, Report};
+use crate::ssh_audit::{observe, SshAccess};
 use crate::store::{StateStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,8 @@ pub struct RemediateOptions<'a> {
     pub scope: Scope,
     pub dry_run: bool,
     pub trigger: &'a str,
+    /// How to reach Droplets over SSH (the probe, the service audit, password-auth removal).
+    pub ssh: &'a SshAccess,
 }
 
 /// Audit, plan, apply (unless dry-run), re-read, report. The report's findings are what is
@@ -119,10 +122,17 @@ pub async fn remediate(
     opts: RemediateOptions<'_>,
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
-    let snapshot = Snapshot::fetch(client).await?;
+    let mut snapshot = Snapshot::fetch(client).await?;
     let ids = check_scope(&snapshot, &opts.scope)?;
+    observe(&mut snapshot, policy, &opts.scope, opts.ssh).await;
     let mut findings = evaluate(&snapshot, policy, &opts.scope);
-    let plan = plan::plan(&snapshot, policy, &findings, &opts.scope);
+    let plan = plan::plan(
+        &snapshot,
+        policy,
+        &findings,
+        &opts.scope,
+        opts.ssh.key.is_some(),
+    );
     if opts.dry_run {
         plan.annotate(&mut findings);
         let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
@@ -141,7 +151,7 @@ pub async fn remediate(
         .await?;
     let mut ledger = Ledger::new(store, &run.id, &run.trigger);
     let changes = if plan.applicable().next().is_some() {
-        apply::apply(client, policy, &plan, &mut ledger).await?
+        apply::apply(client, policy, &plan, &mut ledger, opts.ssh).await?
     } else {
         Vec::new()
     };
@@ -149,7 +159,8 @@ pub async fn remediate(
     let (snapshot, findings) = if changes.is_empty() {
         (snapshot, findings)
     } else {
-        let s = Snapshot::fetch(client).await?;
+        let mut s = Snapshot::fetch(client).await?;
+        observe(&mut s, policy, &opts.scope, opts.ssh).await;
         let f = evaluate(&s, policy, &opts.scope);
         (s, f)
     };

@@ -11,7 +11,9 @@ use crate::evaluate::{Scope, Snapshot};
 use crate::net::Cidr;
 use crate::policy::{Mode, Policy, PortRange};
 use crate::report::{ChangeResource, Finding, ResourceType, Status};
-use crate::rules::{self, FIREWALL_FORBIDDEN_PORT, FIREWALL_MISSING, FIREWALL_SSH_OPEN};
+use crate::rules::{
+    self, FIREWALL_FORBIDDEN_PORT, FIREWALL_MISSING, FIREWALL_SSH_OPEN, SSH_PASSWORD_AUTH,
+};
 
 const WORLD: [&str; 2] = ["0.0.0.0/0", "::/0"];
 
@@ -33,6 +35,11 @@ pub enum StepKind {
     NarrowRules {
         firewall_id: String,
         edits: Vec<RuleEdit>,
+    },
+    /// Log in with the management key and turn password and keyboard-interactive auth off.
+    DisablePasswordAuth {
+        droplet_id: u64,
+        target: std::net::SocketAddr,
     },
 }
 
@@ -209,7 +216,14 @@ fn enforced<'a>(
 }
 
 /// Builds the plan. `findings` are those of the audit just made over `scope`.
-pub fn plan(snapshot: &Snapshot, policy: &Policy, findings: &[Finding], scope: &Scope) -> Plan {
+/// `ssh_key`: whether a management key is configured (password-auth removal needs one).
+pub fn plan(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    findings: &[Finding],
+    scope: &Scope,
+    ssh_key: bool,
+) -> Plan {
     let mut out = Plan::default();
     let mut budget = Budget {
         max: policy.remediation.max_changes_per_run as usize,
@@ -562,6 +576,65 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, findings: &[Finding], scope: &
             description,
             within_cap: ok,
         });
+    }
+
+    // ssh.password-auth: over SSH with the management key, never without one.
+    for f in enforced(findings, policy, SSH_PASSWORD_AUTH) {
+        let Some(d) = f
+            .resource
+            .id
+            .parse()
+            .ok()
+            .and_then(|id: u64| droplets.get(&id).copied())
+        else {
+            continue;
+        };
+        let target = snapshot
+            .ssh
+            .get(&d.id)
+            .and_then(|o| o.target.as_deref())
+            .and_then(|t| t.parse().ok());
+        if is_exempt(d) {
+            continue;
+        }
+        let Some(target) = target else {
+            continue;
+        };
+        if !ssh_key {
+            note(
+                &mut out,
+                SSH_PASSWORD_AUTH,
+                &f.resource.id,
+                None,
+                Some("not planned: no management key (DROPLETGUARD_SSH_KEY_FILE) to log in with; password login may be the owners' only way in".into()),
+            );
+            continue;
+        }
+        let ok = budget.take(ResourceType::Droplet, &d.id.to_string());
+        let planned = format!(
+            "log in to {target} with the management key and turn password and keyboard-interactive login off (checked with sshd -t, reloaded, verified by a fresh key login and a probe; rolled back on any failure)"
+        );
+        out.steps.push(Step {
+            kind: StepKind::DisablePasswordAuth {
+                droplet_id: d.id,
+                target,
+            },
+            resource: ChangeResource {
+                kind: ResourceType::Droplet,
+                id: d.id.to_string(),
+            },
+            action: "disable-ssh-password-auth".into(),
+            rule: SSH_PASSWORD_AUTH.into(),
+            description: planned.clone(),
+            within_cap: ok,
+        });
+        note(
+            &mut out,
+            SSH_PASSWORD_AUTH,
+            &f.resource.id,
+            Some(planned),
+            (!ok).then(|| cap_note.clone()),
+        );
     }
 
     // Enforced findings with no automatic fix, and exempt Droplets.

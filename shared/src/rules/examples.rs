@@ -108,6 +108,7 @@ fn snap(droplets: Vec<Droplet>, firewalls: Vec<Firewall>) -> Snapshot {
         firewalls,
         vpcs: Ok(vpcs()),
         ssh_keys: Ok(vec![key()]),
+        ssh: Default::default(),
     }
 }
 

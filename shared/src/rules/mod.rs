@@ -4,6 +4,7 @@
 pub(crate) mod account;
 pub mod examples;
 pub(crate) mod firewall;
+pub(crate) mod ssh;
 pub(crate) mod vpc;
 
 use crate::report::Severity;

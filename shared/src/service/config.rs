@@ -4,6 +4,7 @@
 use crate::aws::{secrets::get_secret_string, AwsClient, AwsConfig};
 use crate::digitalocean::{Client, ClientConfig, Token, DEFAULT_API_URL};
 use crate::policy::{Mode, Policy};
+use crate::ssh_audit::SshAccess;
 use crate::store::Store;
 use crate::webhook::Secret;
 
@@ -108,21 +109,18 @@ impl Deps {
         } else {
             Vec::new()
         };
-        let ssh_key = secret(
+        // The management key: Secrets Manager, else DROPLETGUARD_SSH_KEY_FILE.
+        let ssh = match secret(
             &mut aws,
             "DROPLETGUARD_SSH_KEY_SECRET",
             "DROPLETGUARD_SSH_KEY",
         )
-        .await?;
-        let ssh_key = match ssh_key {
-            Some(k) => Some(k),
-            None => match env("DROPLETGUARD_SSH_KEY_FILE") {
-                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
-                    ServiceError::Config(format!("DROPLETGUARD_SSH_KEY_FILE {path}: {e}"))
-                })?),
-                None => None,
-            },
-        };
+        .await?
+        {
+            Some(text) => SshAccess::with_key_text(&text),
+            None => SshAccess::from_env(),
+        }
+        .map_err(|e| ServiceError::Config(format!("SSH management key: {e}")))?;
         Ok(Deps {
             client,
             store: Store::from_env()?,
@@ -132,7 +130,7 @@ impl Deps {
                 .map(|u| Notifier::new(&u))
                 .transpose()?,
             replay: Default::default(),
-            ssh_key,
+            ssh,
         })
     }
 }

@@ -20,6 +20,7 @@ use crate::evaluate::Scope;
 use crate::policy::{Policy, PolicyError};
 use crate::remediate::{self, RemediateError, RemediateOptions};
 use crate::report::{Report, Severity, Status};
+use crate::ssh_audit::SshAccess;
 use crate::store::{StateStore, Store, StoreError};
 use crate::webhook::{self, Event, ReplayGuard, Secret};
 
@@ -72,8 +73,8 @@ pub struct Deps {
     pub notifier: Option<Notifier>,
     /// Webhook ids seen by this warm instance (the store keeps them across instances).
     pub replay: Mutex<ReplayGuard>,
-    /// The SSH management key (OpenSSH private key text), when configured. Never logged.
-    pub ssh_key: Option<String>,
+    /// How Droplets are reached over SSH (with the management key, when configured).
+    pub ssh: SshAccess,
 }
 
 impl Deps {
@@ -86,7 +87,7 @@ impl Deps {
             webhook_secrets: Vec::new(),
             notifier: None,
             replay: Default::default(),
-            ssh_key: None,
+            ssh: SshAccess::default(),
         }
     }
 }
@@ -97,7 +98,7 @@ impl std::fmt::Debug for Deps {
             .field("client", &self.client)
             .field("store", &self.store.location())
             .field("webhook_secrets", &self.webhook_secrets.len())
-            .field("ssh_key", &self.ssh_key.as_ref().map(|_| "<redacted>"))
+            .field("ssh", &self.ssh)
             .finish()
     }
 }
@@ -151,6 +152,7 @@ pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, Service
         scope: scope.clone(),
         dry_run: false,
         trigger,
+        ssh: &deps.ssh,
     };
     let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
     after_run(deps, &report, &scope).await?;
@@ -167,6 +169,7 @@ async fn recheck(deps: &Deps, ids: BTreeSet<u64>, trigger: &str) -> Result<Repor
         scope: scope.clone(),
         dry_run: false,
         trigger,
+        ssh: &deps.ssh,
     };
     let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
     after_run(deps, &report, &scope).await?;
@@ -373,12 +376,13 @@ pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, Servic
                 no_ssh: false,
             };
             let report = if req.action == IncidentAction::Audit {
-                crate::audit::audit(&deps.client, &deps.policy, &scope, "manual").await?
+                crate::audit::audit(&deps.client, &deps.policy, &scope, "manual", &deps.ssh).await?
             } else {
                 let opts = RemediateOptions {
                     scope: scope.clone(),
                     dry_run: req.dry_run,
                     trigger: "manual",
+                    ssh: &deps.ssh,
                 };
                 let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
                 if !req.dry_run {

@@ -152,6 +152,7 @@ fn snapshot_of(n: usize) -> Res<shared::Snapshot> {
         firewalls: st.firewalls.clone(),
         vpcs: Ok(st.vpcs.clone()),
         ssh_keys: Ok(st.ssh_keys.clone()),
+        ssh: Default::default(),
     })
 }
 

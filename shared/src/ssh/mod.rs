@@ -1,0 +1,16 @@
+//! SSH: the agentless probe of offered authentication methods, management sessions with the
+//! management key, safe removal of password authentication, and the listening-socket parser
+//! for the service audit. Built on `russh` with its `ring` backend.
+
+mod client;
+mod error;
+mod key;
+pub mod listeners;
+mod pwauth;
+
+pub use client::{connect, probe, probe_many, ExecOutput, ProbeResult, Session};
+pub use error::{Rollback, SshError};
+pub use key::ManagementKey;
+pub use pwauth::{disable_password_auth, PasswordAuthFix};
+#[doc(hidden)]
+pub use pwauth::{disable_password_auth_with_fault, Fault};

@@ -1,0 +1,954 @@
+//! Safely disabling password and keyboard-interactive logins on a remote sshd.
+//!
+//! Order of operations (any failure after a write rolls back):
+//! 0. `sshd -t` on the untouched config: if it already fails, stop (a reload
+//!    would kill the listener whatever we write).
+//! 1. read `sshd -T` (effective values) and the main config file;
+//! 2. plan: a drop-in that sorts first in the first `Include` directory if that
+//!    `Include` comes before any of our keys / `Match`, else edit the main file
+//!    (old lines commented out, our block inserted before anything else);
+//! 3. write (atomic rename), then `sshd -t` and `sshd -T` on the new files;
+//!    failure → restore, no reload;
+//! 4. SIGHUP the sshd listening on `port` (systemctl only if no pid is found);
+//! 5. verify: a probe no longer offers password/keyboard-interactive, a fresh
+//!    key login works, `sshd -T` says `no`; failure → restore + reload.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::{connect, probe, ExecOutput, Session};
+use super::error::{Rollback, SshError};
+use super::key::ManagementKey;
+
+/// Keys we manage, lower-case as `sshd -T` prints them.
+const KEYS: [&str; 3] = [
+    "passwordauthentication",
+    "kbdinteractiveauthentication",
+    "challengeresponseauthentication",
+];
+/// Name of our drop-in (must sort before e.g. `50-cloud-init.conf`).
+const DROPIN_STEM: &str = "00-dropletguard";
+const BEGIN_MARK: &str = "# BEGIN dropletguard (password logins disabled; managed block)";
+const END_MARK: &str = "# END dropletguard";
+const DISABLED_PREFIX: &str = "#dropletguard-disabled# ";
+/// Where relative `Include` paths are resolved (sshd_config(5)).
+const SSHDIR: &str = "/etc/ssh";
+
+/// What [`disable_password_auth`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PasswordAuthFix {
+    /// Effective `sshd -T` lines for our keys before the change.
+    pub before: Vec<String>,
+    /// The same lines after the change and reload.
+    pub after: Vec<String>,
+    /// The file written (drop-in or main config).
+    pub changed_file: String,
+    /// Backup of the previous content of `changed_file`, if it existed.
+    pub backup: Option<String>,
+    /// `"drop-in"` or `"main-config"`.
+    pub method: String,
+    /// Things a human should look at (e.g. `Match` blocks that re-enable
+    /// passwords for some clients in drop-in mode).
+    pub warnings: Vec<String>,
+}
+
+/// Test-only fault injection.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Append an invalid directive to what we write, so `sshd -t` fails.
+    BreakConfigAfterWrite,
+    /// Treat post-reload verification as failed (after it really ran).
+    FailVerificationAfterReload,
+}
+
+/// Over a management [`Session`], disable password and keyboard-interactive
+/// authentication in `sshd_config` (e.g. `/etc/ssh/sshd_config`) of the sshd
+/// listening on `port`, then verify with a fresh `probe` and a fresh key
+/// login (`connect(addr, user, key)`). Commands run through `sudo -n` when the
+/// session's user is not root.
+pub async fn disable_password_auth(
+    session: &Session,
+    addr: SocketAddr,
+    user: &str,
+    key: &ManagementKey,
+    sshd_config: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<PasswordAuthFix, SshError> {
+    Fixer {
+        remote: Remote::new(session),
+        addr,
+        user,
+        key,
+        config: sshd_config,
+        port,
+        timeout,
+        fault: None,
+    }
+    .run()
+    .await
+}
+
+/// [`disable_password_auth`] with an injected fault (tests only).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub async fn disable_password_auth_with_fault(
+    session: &Session,
+    addr: SocketAddr,
+    user: &str,
+    key: &ManagementKey,
+    sshd_config: &str,
+    port: u16,
+    timeout: Duration,
+    fault: Fault,
+) -> Result<PasswordAuthFix, SshError> {
+    Fixer {
+        remote: Remote::new(session),
+        addr,
+        user,
+        key,
+        config: sshd_config,
+        port,
+        timeout,
+        fault: Some(fault),
+    }
+    .run()
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Remote command helper
+
+/// Quote `s` for a POSIX shell.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+struct Remote<'a> {
+    session: &'a Session,
+    sudo: bool,
+}
+
+impl<'a> Remote<'a> {
+    fn new(session: &'a Session) -> Self {
+        Remote {
+            session,
+            sudo: session.user() != "root",
+        }
+    }
+
+    /// Run a POSIX shell script as root (via `sudo -n` if needed).
+    async fn sh(&self, script: &str) -> Result<ExecOutput, SshError> {
+        let script = format!(
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; \
+             export PATH; LC_ALL=C; export LC_ALL; {script}"
+        );
+        let cmd = if self.sudo {
+            format!("sudo -n sh -c {}", sh_quote(&script))
+        } else {
+            format!("sh -c {}", sh_quote(&script))
+        };
+        self.session.exec(&cmd).await
+    }
+
+    /// Like `sh` but a non-zero exit is an error with `what` and stderr.
+    async fn sh_ok(&self, what: &str, script: &str) -> Result<String, String> {
+        match self.sh(script).await {
+            Ok(out) if out.status == 0 => Ok(out.stdout),
+            Ok(out) => Err(format!(
+                "{what} exited with {}: {}",
+                out.status,
+                first_lines(&format!("{}{}", out.stderr, out.stdout), 6)
+            )),
+            Err(e) => Err(format!("{what}: {e}")),
+        }
+    }
+}
+
+fn first_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).take(n).collect();
+    lines.join(" | ")
+}
+
+// ---------------------------------------------------------------------------
+// Pure planning logic (unit-tested below)
+
+/// Where and what to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Write `content` to `path` (a new or replaced drop-in in `dir`).
+    DropIn {
+        dir: String,
+        path: String,
+        content: String,
+    },
+    /// Replace the main config with `content`.
+    MainConfig { content: String },
+}
+
+/// Split a config line into (lower-case keyword, rest). Comments/blank → None.
+fn keyword(line: &str) -> Option<(String, &str)> {
+    let t = line.trim_start();
+    if t.is_empty() || t.starts_with('#') {
+        return None;
+    }
+    let end = t
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(t.len());
+    let (kw, rest) = t.split_at(end);
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+    Some((kw.to_ascii_lowercase(), rest))
+}
+
+/// Minimal `fnmatch` for `*` and `?` (enough for `*.conf`).
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.split_first(), name.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            glob_match(rest, name) || (!name.is_empty() && glob_match(pattern, &name[1..]))
+        }
+        (Some((b'?', prest)), Some((_, nrest))) => glob_match(prest, nrest),
+        (Some((p, prest)), Some((n, nrest))) if p == n => glob_match(prest, nrest),
+        _ => false,
+    }
+}
+
+/// For one `Include` argument, the directory and the drop-in file name we
+/// would use, if the argument is a glob over a plain directory that our
+/// name matches.
+fn dropin_target(arg: &str) -> Option<(String, String)> {
+    let arg = arg.trim_matches('"');
+    let abs = if arg.starts_with('/') {
+        arg.to_string()
+    } else {
+        format!("{SSHDIR}/{arg}")
+    };
+    let (dir, pattern) = abs.rsplit_once('/')?;
+    let is_glob = |s: &str| s.contains(['*', '?', '[', '{']);
+    if dir.is_empty() || is_glob(dir) || !is_glob(pattern) || pattern.contains(['[', '{']) {
+        return None;
+    }
+    // Prefer a name with the pattern's own suffix, e.g. `*.conf` → `.conf`.
+    let suffix = pattern.rsplit('*').next().unwrap_or("");
+    let candidates = [
+        format!("{DROPIN_STEM}{suffix}"),
+        format!("{DROPIN_STEM}.conf"),
+        DROPIN_STEM.to_string(),
+    ];
+    candidates
+        .into_iter()
+        .find(|c| !is_glob(c) && glob_match(pattern.as_bytes(), c.as_bytes()))
+        .map(|name| (dir.to_string(), name))
+}
+
+fn our_directives(with_challenge: bool) -> String {
+    let mut s = String::from("PasswordAuthentication no\nKbdInteractiveAuthentication no\n");
+    if with_challenge {
+        s.push_str("ChallengeResponseAuthentication no\n");
+    }
+    s
+}
+
+fn dropin_content(with_challenge: bool) -> String {
+    format!(
+        "# Managed by dropletguard: password and keyboard-interactive logins are disabled.\n\
+         # sshd uses the FIRST value it reads, so this file must sort first in its directory.\n\
+         {}",
+        our_directives(with_challenge)
+    )
+}
+
+/// Rewrite the main config: drop an old dropletguard block, comment out every
+/// line setting one of our keys (also inside `Match` blocks, which would
+/// otherwise re-enable passwords for some clients), and insert our block
+/// before the first non-comment line (so before any `Include` or `Match`).
+pub(crate) fn edit_main_config(text: &str, with_challenge: bool) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut in_block = false;
+    let mut just_closed = false;
+    for line in text.lines() {
+        if line.trim() == BEGIN_MARK {
+            in_block = true;
+            continue;
+        }
+        if in_block {
+            if line.trim() == END_MARK {
+                in_block = false;
+                just_closed = true;
+            }
+            continue;
+        }
+        // Drop the blank separator line we put after our block.
+        if std::mem::take(&mut just_closed) && line.trim().is_empty() {
+            continue;
+        }
+        match keyword(line) {
+            Some((kw, _)) if KEYS.contains(&kw.as_str()) => {
+                out.push(format!("{DISABLED_PREFIX}{line}"));
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    let insert_at = out
+        .iter()
+        .position(|l| keyword(l).is_some())
+        .unwrap_or(out.len());
+    let mut block = vec![BEGIN_MARK.to_string()];
+    block.extend(our_directives(with_challenge).lines().map(str::to_string));
+    block.push(END_MARK.to_string());
+    block.push(String::new());
+    out.splice(insert_at..insert_at, block);
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+/// Decide between a drop-in and editing the main file. The first line that
+/// matters decides: a usable globbing `Include` → drop-in; one of our keys,
+/// a `Match`, or an `Include` we cannot use → main config.
+pub(crate) fn plan(main_text: &str, with_challenge: bool) -> Plan {
+    for line in main_text.lines() {
+        let Some((kw, rest)) = keyword(line) else {
+            continue;
+        };
+        if kw == "include" {
+            if let Some((dir, name)) = rest.split_whitespace().find_map(dropin_target) {
+                return Plan::DropIn {
+                    path: format!("{dir}/{name}"),
+                    dir,
+                    content: dropin_content(with_challenge),
+                };
+            }
+            break;
+        }
+        if kw == "match" || KEYS.contains(&kw.as_str()) {
+            break;
+        }
+    }
+    Plan::MainConfig {
+        content: edit_main_config(main_text, with_challenge),
+    }
+}
+
+/// Lines of `Match` blocks in `text` that turn one of our keys on.
+fn match_block_warnings(file: &str, text: &str) -> Vec<String> {
+    let mut in_match = false;
+    let mut warnings = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        match keyword(line) {
+            Some((kw, _)) if kw == "match" => in_match = true,
+            Some((kw, value))
+                if in_match && KEYS.contains(&kw.as_str()) && !value.eq_ignore_ascii_case("no") =>
+            {
+                warnings.push(format!(
+                    "{file}:{}: `{}` inside a Match block still enables it for matching clients",
+                    n + 1,
+                    line.trim()
+                ));
+            }
+            _ => {}
+        }
+    }
+    warnings
+}
+
+/// Our keys' lines from `sshd -T` output.
+pub(crate) fn effective_lines(sshd_t: &str) -> Vec<String> {
+    sshd_t
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|k| KEYS.contains(&k))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// True if every one of our keys present says `no` (and the first two exist).
+fn all_disabled(lines: &[String]) -> bool {
+    let has = |k: &str| lines.iter().any(|l| l.starts_with(&format!("{k} ")));
+    has(KEYS[0]) && has(KEYS[1]) && lines.iter().all(|l| l.ends_with(" no"))
+}
+
+/// PIDs of `sshd` processes in `ss -H -tlpn` output
+/// (`users:(("sshd",pid=123,fd=3),("systemd",pid=1,fd=40))`). Never pid 1.
+pub(crate) fn sshd_pids_from_ss(ss: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in ss.split("((").skip(1).flat_map(|s| s.split("),(")) {
+        let mut parts = entry.split(',');
+        let name = parts.next().unwrap_or("").trim_matches('"');
+        let pid = parts
+            .find_map(|p| p.strip_prefix("pid="))
+            .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if (name == "sshd" || name.starts_with("sshd:")) && pid > 1 && !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+// ---------------------------------------------------------------------------
+// The procedure
+
+struct Fixer<'a> {
+    remote: Remote<'a>,
+    addr: SocketAddr,
+    user: &'a str,
+    key: &'a ManagementKey,
+    config: &'a str,
+    port: u16,
+    timeout: Duration,
+    fault: Option<Fault>,
+}
+
+/// What we wrote and how to undo it.
+struct Written {
+    path: String,
+    /// Previous content, if the file existed.
+    original: Option<String>,
+    backup: Option<String>,
+    /// Methods a probe saw before the change.
+    baseline: Vec<String>,
+}
+
+const SSHD: &str = "\"$(command -v sshd || echo /usr/sbin/sshd)\"";
+
+impl Fixer<'_> {
+    fn not_started(&self, step: &'static str, detail: String) -> SshError {
+        SshError::FixNotStarted {
+            addr: self.addr,
+            step,
+            detail,
+        }
+    }
+
+    async fn sshd_test(&self) -> Result<(), String> {
+        self.remote
+            .sh_ok(
+                "sshd -t",
+                &format!("{SSHD} -t -f {}", sh_quote(self.config)),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// `sshd -T` (falls back to `-C ...` for sshd versions that want it).
+    async fn sshd_dump(&self) -> Result<String, String> {
+        let cfg = sh_quote(self.config);
+        let spec = sh_quote(&format!("user={},host=localhost,addr=127.0.0.1", self.user));
+        self.remote
+            .sh_ok(
+                "sshd -T",
+                &format!("{SSHD} -T -f {cfg} 2>/dev/null || {SSHD} -T -C {spec} -f {cfg}"),
+            )
+            .await
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<String>, String> {
+        let p = sh_quote(path);
+        let out = self
+            .remote
+            .sh_ok(
+                &format!("reading {path}"),
+                &format!("if [ -e {p} ]; then echo EXISTS; cat {p}; else echo MISSING; fi"),
+            )
+            .await?;
+        match out.split_once('\n') {
+            Some(("EXISTS", body)) => Ok(Some(body.to_string())),
+            _ if out.trim() == "MISSING" => Ok(None),
+            _ => Err(format!("unexpected output while reading {path}")),
+        }
+    }
+
+    /// Atomically replace `path` with `content`, keeping mode/owner of an
+    /// existing file.
+    async fn write_file(&self, path: &str, content: &str) -> Result<(), String> {
+        let p = sh_quote(path);
+        let tmp = sh_quote(&format!("{path}.dropletguard.tmp"));
+        let script = format!(
+            "set -e; umask 022; if [ -e {p} ]; then cp -p {p} {tmp}; fi; \
+             printf '%s' {c} > {tmp}; mv -f {tmp} {p}",
+            c = sh_quote(content)
+        );
+        self.remote
+            .sh_ok(&format!("writing {path}"), &script)
+            .await
+            .map(|_| ())
+    }
+
+    async fn run(&self) -> Result<PasswordAuthFix, SshError> {
+        // 0. The untouched config must already be valid.
+        if let Err(detail) = self.sshd_test().await {
+            return Err(SshError::ConfigInvalidBeforeChange {
+                addr: self.addr,
+                config: self.config.to_string(),
+                detail,
+            });
+        }
+        // The probe we verify with must work before we change anything.
+        let baseline = probe(self.addr, self.user, self.timeout)
+            .await
+            .map_err(|e| self.not_started("baseline probe", e.to_string()))?
+            .methods;
+        // 1. Effective values and the main file.
+        let dump = self
+            .sshd_dump()
+            .await
+            .map_err(|d| self.not_started("reading effective config", d))?;
+        let before = effective_lines(&dump);
+        let with_challenge = before
+            .iter()
+            .any(|l| l.starts_with("challengeresponseauthentication "));
+        let main = self
+            .read_file(self.config)
+            .await
+            .map_err(|d| self.not_started("reading main config", d))?
+            .ok_or_else(|| {
+                self.not_started(
+                    "reading main config",
+                    format!("{} does not exist", self.config),
+                )
+            })?;
+
+        // 2. Plan and write.
+        let plan = plan(&main, with_challenge);
+        let mut warnings = Vec::new();
+        let (method, path, mut content) = match &plan {
+            Plan::DropIn { dir, path, content } => {
+                warnings.extend(match_block_warnings(self.config, &main));
+                self.remote
+                    .sh_ok(
+                        "creating drop-in dir",
+                        &format!("mkdir -p {}", sh_quote(dir)),
+                    )
+                    .await
+                    .map_err(|d| self.not_started("creating drop-in directory", d))?;
+                ("drop-in", path.clone(), content.clone())
+            }
+            Plan::MainConfig { content } => {
+                ("main-config", self.config.to_string(), content.clone())
+            }
+        };
+        if self.fault == Some(Fault::BreakConfigAfterWrite) {
+            content.push_str("ThisIsNotAnSshdKeyword yes\n");
+        }
+        let original = if method == "drop-in" {
+            self.read_file(&path)
+                .await
+                .map_err(|d| self.not_started("reading existing drop-in", d))?
+        } else {
+            Some(main.clone())
+        };
+        let backup = match &original {
+            Some(_) => {
+                let bak = backup_path(self.config, &path, method);
+                self.remote
+                    .sh_ok(
+                        "backing up",
+                        &format!("cp -p {} {}", sh_quote(&path), sh_quote(&bak)),
+                    )
+                    .await
+                    .map_err(|d| self.not_started("writing backup", d))?;
+                Some(bak)
+            }
+            None => None,
+        };
+        let written = Written {
+            path: path.clone(),
+            original,
+            backup: backup.clone(),
+            baseline,
+        };
+        tracing::info!(addr = %self.addr, file = %path, method, "disabling password auth");
+        if let Err(d) = self.write_file(&path, &content).await {
+            // A failed write may still have replaced the file: restore.
+            return Err(self.rollback("write", d, &written, false).await);
+        }
+
+        // 3. Validate the new files before any reload.
+        if let Err(d) = self.sshd_test().await {
+            return Err(self
+                .rollback("validate (sshd -t)", d, &written, false)
+                .await);
+        }
+        match self.sshd_dump().await {
+            Ok(dump) if all_disabled(&effective_lines(&dump)) => {}
+            Ok(dump) => {
+                let d = format!(
+                    "after writing {path}, sshd -T still says [{}] (another file that sshd \
+                     reads earlier sets these keys?)",
+                    effective_lines(&dump).join(", ")
+                );
+                return Err(self
+                    .rollback("check effective config", d, &written, false)
+                    .await);
+            }
+            Err(d) => {
+                return Err(self
+                    .rollback("check effective config", d, &written, false)
+                    .await)
+            }
+        }
+
+        // 4. Reload.
+        if let Err(d) = self.reload().await {
+            // We may or may not have signalled sshd: restore and reload again.
+            return Err(self.rollback("reload", d, &written, true).await);
+        }
+
+        // 5. Verify.
+        let after = match self.verify().await {
+            Ok(after) => after,
+            Err(d) => return Err(self.rollback("verify", d, &written, true).await),
+        };
+        if self.fault == Some(Fault::FailVerificationAfterReload) {
+            let d = "injected verification failure".to_string();
+            return Err(self.rollback("verify", d, &written, true).await);
+        }
+        Ok(PasswordAuthFix {
+            before,
+            after,
+            changed_file: path,
+            backup,
+            method: method.to_string(),
+            warnings,
+        })
+    }
+
+    /// Send SIGHUP to the sshd listening on our port; systemctl only if no
+    /// such pid exists.
+    async fn reload(&self) -> Result<(), String> {
+        let mut pids = match self
+            .remote
+            .sh(&format!("ss -H -tlpn 'sport = :{}'", self.port))
+            .await
+        {
+            Ok(out) if out.status == 0 => sshd_pids_from_ss(&out.stdout),
+            _ => Vec::new(),
+        };
+        if pids.is_empty() {
+            // Fall back to the pid file sshd -T reports.
+            if let Ok(dump) = self.sshd_dump().await {
+                if let Some(pidfile) = dump
+                    .lines()
+                    .find_map(|l| l.strip_prefix("pidfile "))
+                    .map(str::trim)
+                {
+                    if let Ok(Some(text)) = self.read_file(pidfile).await {
+                        pids.extend(text.trim().parse::<u32>().ok().filter(|p| *p > 1));
+                    }
+                }
+            }
+        }
+        let mut signalled = 0;
+        for pid in &pids {
+            // Only signal a process that really is sshd.
+            let script = format!(
+                "c=$(cat /proc/{pid}/comm 2>/dev/null || ps -o comm= -p {pid}); \
+                 case \"$c\" in sshd*) kill -HUP {pid};; *) echo \"pid {pid} is '$c', not sshd\" >&2; exit 3;; esac"
+            );
+            match self.remote.sh_ok("kill -HUP", &script).await {
+                Ok(_) => signalled += 1,
+                Err(e) => tracing::warn!(addr = %self.addr, "not signalling pid {pid}: {e}"),
+            }
+        }
+        if signalled > 0 {
+            tracing::info!(addr = %self.addr, ?pids, "sent SIGHUP to sshd");
+            return Ok(());
+        }
+        tracing::info!(addr = %self.addr, "no sshd pid found for port {}, using systemctl", self.port);
+        self.remote
+            .sh_ok(
+                "systemctl reload",
+                "systemctl reload ssh 2>/dev/null || systemctl reload sshd",
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Poll until a probe answers and `pred` holds for it, within `timeout`.
+    /// sshd re-execs itself on SIGHUP, so the first probes may still see the
+    /// old process or a closed port for a moment.
+    async fn wait_for_probe(
+        &self,
+        pred: impl Fn(&super::client::ProbeResult) -> bool,
+    ) -> Result<super::client::ProbeResult, String> {
+        let deadline = Instant::now() + self.timeout;
+        let mut last = String::from("no probe ran");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(last);
+            }
+            match probe(self.addr, self.user, left).await {
+                Ok(p) if pred(&p) => return Ok(p),
+                Ok(p) => last = format!("probe still offers {:?}", p.methods),
+                Err(e) => last = format!("probe failed: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn verify(&self) -> Result<Vec<String>, String> {
+        self.wait_for_probe(|p| !p.offers_password())
+            .await
+            .map_err(|e| format!("after reload: {e}"))?;
+        let fresh = connect(self.addr, self.user, self.key, self.timeout)
+            .await
+            .map_err(|e| format!("fresh key login failed: {e}"))?;
+        let ran = fresh.exec("true").await;
+        fresh.close().await;
+        match ran {
+            Ok(out) if out.status == 0 => {}
+            Ok(out) => return Err(format!("fresh login: `true` exited {}", out.status)),
+            Err(e) => return Err(format!("fresh login cannot run commands: {e}")),
+        }
+        let after = effective_lines(&self.sshd_dump().await?);
+        if !all_disabled(&after) {
+            return Err(format!("sshd -T says [{}]", after.join(", ")));
+        }
+        Ok(after)
+    }
+
+    /// Restore the previous state; reload again if sshd may have loaded the
+    /// change. Returns the error to report.
+    async fn rollback(
+        &self,
+        step: &'static str,
+        detail: String,
+        w: &Written,
+        reloaded: bool,
+    ) -> SshError {
+        tracing::warn!(addr = %self.addr, step, %detail, "rolling back password-auth change");
+        let rollback = match self.restore_and_maybe_reload(w, reloaded).await {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::error!(addr = %self.addr, %why, "ROLLBACK FAILED");
+                Rollback::Failed(why)
+            }
+        };
+        SshError::FixRolledBack {
+            addr: self.addr,
+            step,
+            detail,
+            rollback,
+        }
+    }
+
+    async fn restore_and_maybe_reload(
+        &self,
+        w: &Written,
+        reloaded: bool,
+    ) -> Result<Rollback, String> {
+        match (&w.original, &w.backup) {
+            (Some(_), Some(bak)) => {
+                let tmp = sh_quote(&format!("{}.dropletguard.tmp", w.path));
+                self.remote
+                    .sh_ok(
+                        "restoring backup",
+                        &format!(
+                            "set -e; cp -p {b} {tmp}; mv -f {tmp} {p}",
+                            b = sh_quote(bak),
+                            p = sh_quote(&w.path)
+                        ),
+                    )
+                    .await?;
+            }
+            (Some(original), None) => self.write_file(&w.path, original).await?,
+            (None, _) => {
+                self.remote
+                    .sh_ok(
+                        "removing drop-in",
+                        &format!(
+                            "rm -f {} {}",
+                            sh_quote(&w.path),
+                            sh_quote(&format!("{}.dropletguard.tmp", w.path))
+                        ),
+                    )
+                    .await?;
+            }
+        }
+        if !reloaded {
+            return Ok(Rollback::RestoredNoReloadNeeded);
+        }
+        self.sshd_test()
+            .await
+            .map_err(|e| format!("restored config fails validation, NOT reloading: {e}"))?;
+        self.reload().await?;
+        // Right after SIGHUP the old process may still answer (or the port
+        // may be closed while sshd re-execs): wait for the old behaviour.
+        self.wait_for_probe(|p| p.methods == w.baseline)
+            .await
+            .map_err(|e| {
+                format!(
+                    "after the rollback reload sshd does not behave as before \
+                     (expected methods {:?}): {e}",
+                    w.baseline
+                )
+            })?;
+        Ok(Rollback::RestoredAndReloaded)
+    }
+}
+
+/// `<file>.dropletguard.bak`; for a drop-in, next to the main config so a
+/// broad glob (`Include dir/*`) never reads the backup.
+fn backup_path(main_config: &str, path: &str, method: &str) -> String {
+    if method == "drop-in" {
+        let dir = main_config.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+        let name = path.rsplit('/').next().unwrap_or(path);
+        format!("{dir}/{name}.dropletguard.bak")
+    } else {
+        format!("{path}.dropletguard.bak")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_first_gives_dropin_matching_glob() {
+        let cfg = "# header\nInclude /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication yes\n";
+        match plan(cfg, false) {
+            Plan::DropIn { dir, path, content } => {
+                assert_eq!(dir, "/etc/ssh/sshd_config.d");
+                assert_eq!(path, "/etc/ssh/sshd_config.d/00-dropletguard.conf");
+                assert!(content.contains("PasswordAuthentication no\n"));
+                assert!(content.contains("KbdInteractiveAuthentication no\n"));
+                assert!(!content.contains("ChallengeResponse"));
+            }
+            other => panic!("expected drop-in, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn relative_and_odd_includes() {
+        assert_eq!(
+            dropin_target("sshd_config.d/*.conf"),
+            Some((
+                "/etc/ssh/sshd_config.d".into(),
+                "00-dropletguard.conf".into()
+            ))
+        );
+        assert_eq!(
+            dropin_target("\"/x/y/*\""),
+            Some(("/x/y".into(), "00-dropletguard".into()))
+        );
+        assert_eq!(
+            dropin_target("/x/y/*.cfg"),
+            Some(("/x/y".into(), "00-dropletguard.cfg".into()))
+        );
+        assert_eq!(dropin_target("/x/y/only.conf"), None);
+        assert_eq!(dropin_target("/x/*/a.conf"), None);
+        assert_eq!(dropin_target("/x/y/[ab]*.conf"), None);
+    }
+
+    #[test]
+    fn setting_before_include_edits_main_config() {
+        let cfg = "Port 22\nPasswordAuthentication yes\nInclude /etc/ssh/sshd_config.d/*.conf\n\
+                   Match User bob\n  PasswordAuthentication yes\n";
+        let Plan::MainConfig { content } = plan(cfg, true) else {
+            panic!("expected main-config");
+        };
+        let lines: Vec<&str> = content.lines().collect();
+        assert_eq!(lines[0], BEGIN_MARK);
+        assert_eq!(lines[1], "PasswordAuthentication no");
+        assert_eq!(lines[2], "KbdInteractiveAuthentication no");
+        assert_eq!(lines[3], "ChallengeResponseAuthentication no");
+        assert_eq!(lines[4], END_MARK);
+        assert!(content.contains("#dropletguard-disabled# PasswordAuthentication yes\n"));
+        assert!(content.contains("#dropletguard-disabled#   PasswordAuthentication yes\n"));
+        assert!(content.contains("Match User bob\n"));
+        // Idempotent.
+        assert_eq!(edit_main_config(&content, true), content);
+    }
+
+    #[test]
+    fn match_before_include_and_equals_syntax() {
+        let cfg = "Match User x\nInclude /d/*.conf\n";
+        assert!(matches!(plan(cfg, false), Plan::MainConfig { .. }));
+        let cfg = "include=/d/*.conf\n";
+        assert!(matches!(plan(cfg, false), Plan::DropIn { .. }));
+        let cfg = "KbdInteractiveAuthentication=no\nInclude /d/*.conf\n";
+        let Plan::MainConfig { content } = plan(cfg, false) else {
+            panic!("expected main-config")
+        };
+        assert!(content.contains("#dropletguard-disabled# KbdInteractiveAuthentication=no"));
+    }
+
+    #[test]
+    fn header_comments_stay_on_top() {
+        let out = edit_main_config("# a\n\n# b\nPort 22\n", false);
+        assert!(
+            out.starts_with(&format!("# a\n\n# b\n{BEGIN_MARK}\n")),
+            "{out}"
+        );
+        assert!(out.ends_with("Port 22\n"));
+    }
+
+    #[test]
+    fn ss_parsing_only_sshd_never_pid1() {
+        let ss = "LISTEN 0 128 127.0.0.1:2222 0.0.0.0:* users:((\"sshd\",pid=4242,fd=3),(\"systemd\",pid=1,fd=44))\n\
+                  LISTEN 0 128 [::]:2222 [::]:* users:((\"sshd\",pid=4242,fd=4))\n";
+        assert_eq!(sshd_pids_from_ss(ss), vec![4242]);
+        assert!(
+            sshd_pids_from_ss("LISTEN 0 4096 *:22 *:* users:((\"systemd\",pid=1,fd=50))")
+                .is_empty()
+        );
+        assert!(sshd_pids_from_ss("").is_empty());
+    }
+
+    #[test]
+    fn effective_and_disabled() {
+        let dump = "port 22\npasswordauthentication no\nkbdinteractiveauthentication no\npubkeyauthentication yes\n";
+        let lines = effective_lines(dump);
+        assert_eq!(
+            lines,
+            vec![
+                "passwordauthentication no",
+                "kbdinteractiveauthentication no"
+            ]
+        );
+        assert!(all_disabled(&lines));
+        assert!(!all_disabled(&effective_lines(
+            "passwordauthentication no\nkbdinteractiveauthentication yes\n"
+        )));
+        assert!(!all_disabled(&effective_lines(
+            "passwordauthentication no\n"
+        )));
+    }
+
+    #[test]
+    fn match_warnings() {
+        let w = match_block_warnings(
+            "f",
+            "PasswordAuthentication no\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\n",
+        );
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("f:3:"));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"*.conf", b"00-dropletguard.conf"));
+        assert!(!glob_match(
+            b"*.conf",
+            b"00-dropletguard.conf.dropletguard.bak"
+        ));
+        assert!(glob_match(b"0?-*", b"00-x"));
+    }
+}
