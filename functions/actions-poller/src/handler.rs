@@ -25,6 +25,13 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+    fn no_probe_policy() -> shared::Policy {
+        let mut p = shared::Policy::default();
+        p.ssh.probe = false;
+        p
+    }
     use lambda_runtime::Context;
     use shared::digitalocean::{Client, ClientConfig, Token};
     use shared::store::{DirStore, Store};
@@ -54,12 +61,4 @@ mod tests {
         assert_eq!(again["actions_seen"], 0, "the cursor moved past it");
         s.shutdown().await;
     }
-}
-
-/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
-#[cfg(test)]
-fn no_probe_policy() -> shared::Policy {
-    let mut p = shared::Policy::default();
-    p.ssh.probe = false;
-    p
 }

@@ -13,6 +13,13 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+    fn no_probe_policy() -> shared::Policy {
+        let mut p = shared::Policy::default();
+        p.ssh.probe = false;
+        p
+    }
     use lambda_runtime::Context;
     use shared::digitalocean::{Client, ClientConfig, Token};
     use shared::store::{DirStore, Store};
@@ -55,12 +62,4 @@ mod tests {
         assert!(s.requests().iter().all(|r| r.method == "GET"));
         s.shutdown().await;
     }
-}
-
-/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
-#[cfg(test)]
-fn no_probe_policy() -> shared::Policy {
-    let mut p = shared::Policy::default();
-    p.ssh.probe = false;
-    p
 }

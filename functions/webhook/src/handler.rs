@@ -42,6 +42,13 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default policy, without SSH probes (simulated Droplets have no SSH servers).
+    fn no_probe_policy() -> shared::Policy {
+        let mut p = shared::Policy::default();
+        p.ssh.probe = false;
+        p
+    }
     use shared::digitalocean::{Client, ClientConfig, Token};
     use shared::store::{DirStore, Store};
     use shared::webhook::{sign, Secret};
@@ -117,12 +124,4 @@ mod tests {
         assert_eq!(resp.status(), 401);
         s.shutdown().await;
     }
-}
-
-/// The default policy, without SSH probes (simulated Droplets have no SSH servers).
-#[cfg(test)]
-fn no_probe_policy() -> shared::Policy {
-    let mut p = shared::Policy::default();
-    p.ssh.probe = false;
-    p
 }

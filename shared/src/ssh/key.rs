@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_echoing_it() {
-        let err = ManagementKey::from_openssh_str("hunter2-secret").unwrap_err();
+        let err = ManagementKey::from_openssh_str("hunter2-secret").expect_err("must fail");
         let text = err.to_string();
         assert!(text.contains("not a PEM/OpenSSH private key"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn missing_file_is_a_clear_error() {
-        let err = ManagementKey::from_file("/nonexistent/dropletguard/key").unwrap_err();
+        let err = ManagementKey::from_file("/nonexistent/dropletguard/key").expect_err("must fail");
         assert!(err.to_string().contains("/nonexistent/dropletguard/key"));
     }
 

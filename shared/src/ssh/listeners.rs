@@ -702,10 +702,10 @@ mod tests {
     use super::*;
 
     fn v4(s: &str) -> BindAddr {
-        BindAddr::Ip(IpAddr::V4(s.parse().unwrap()))
+        BindAddr::Ip(IpAddr::V4(s.parse().expect("test value")))
     }
     fn v6(s: &str) -> BindAddr {
-        BindAddr::Ip(IpAddr::V6(s.parse().unwrap()))
+        BindAddr::Ip(IpAddr::V6(s.parse().expect("test value")))
     }
     fn proc_(name: &str, pid: u32) -> Process {
         Process {
@@ -723,17 +723,17 @@ mod tests {
         }
     }
     fn one_ss(line: &str) -> Listener {
-        let v = parse_ss(line).unwrap();
+        let v = parse_ss(line).expect("test value");
         assert_eq!(v.len(), 1, "{v:?}");
-        v.into_iter().next().unwrap()
+        v.into_iter().next().expect("test value")
     }
     fn one_netstat(line: &str) -> Listener {
-        let v = parse_netstat(line).unwrap();
+        let v = parse_netstat(line).expect("test value");
         assert_eq!(v.len(), 1, "{v:?}");
-        v.into_iter().next().unwrap()
+        v.into_iter().next().expect("test value")
     }
     fn local(s: &str) -> (BindAddr, u16, Option<String>) {
-        parse_local(s).unwrap()
+        parse_local(s).expect("test value")
     }
 
     // ------------------------------------------------------------ addresses
@@ -891,9 +891,13 @@ mod tests {
 
     #[test]
     fn is_public_ip_directly() {
-        assert!(is_public_ip("198.51.100.1".parse().unwrap()));
-        assert!(!is_public_ip("::ffff:172.20.0.1".parse().unwrap()));
-        assert!(!is_public_ip("fe80::fc:ff:fe00:1".parse().unwrap()));
+        assert!(is_public_ip("198.51.100.1".parse().expect("test value")));
+        assert!(!is_public_ip(
+            "::ffff:172.20.0.1".parse().expect("test value")
+        ));
+        assert!(!is_public_ip(
+            "fe80::fc:ff:fe00:1".parse().expect("test value")
+        ));
     }
 
     // ------------------------------------------------------------ ss
@@ -1030,11 +1034,11 @@ mod tests {
         let text =
             "Netid State  Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess\n\n   \n\
                     tcp   LISTEN 0      128    0.0.0.0:22 0.0.0.0:*\n";
-        assert_eq!(parse_ss(text).unwrap().len(), 1);
+        assert_eq!(parse_ss(text).expect("test value").len(), 1);
         let text = "State      Recv-Q Send-Q Local Address:Port               Peer Address:Port\n\
                     LISTEN     0      128          *:22                       *:*\n";
         assert_eq!(
-            parse_ss(text).unwrap(),
+            parse_ss(text).expect("test value"),
             vec![lst(Proto::Tcp, BindAddr::Any, 22, None)]
         );
     }
@@ -1042,7 +1046,7 @@ mod tests {
     #[test]
     fn ss_without_netid_infers_protocol_from_state() {
         let v = parse_ss("LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\nUNCONN 0 0 0.0.0.0:68 0.0.0.0:*\n")
-            .unwrap();
+            .expect("test value");
         assert_eq!(
             v,
             vec![
@@ -1061,7 +1065,7 @@ mod tests {
                     tcp UNCONN 0 0 0.0.0.0:0 0.0.0.0:*\n\
                     tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n";
         assert_eq!(
-            parse_ss(text).unwrap(),
+            parse_ss(text).expect("test value"),
             vec![lst(Proto::Tcp, BindAddr::AnyV4, 22, None)]
         );
     }
@@ -1069,7 +1073,7 @@ mod tests {
     #[test]
     fn ss_garbage_line_is_an_error_naming_the_line() {
         let text = "tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n\nthis is not ss output\n";
-        let err = parse_ss(text).unwrap_err();
+        let err = parse_ss(text).expect_err("must fail");
         assert_eq!(err.line, 3);
         assert_eq!(err.kind, ParseErrorKind::Unrecognized("ss"));
         assert_eq!(err.text, "this is not ss output");
@@ -1080,7 +1084,7 @@ mod tests {
 
     #[test]
     fn ss_errors_say_what_was_wrong() {
-        let err = |line: &str| parse_ss(line).unwrap_err().kind;
+        let err = |line: &str| parse_ss(line).expect_err("must fail").kind;
         assert_eq!(
             err("tcp LISTEN 0 128 0.0.0.0:22"),
             ParseErrorKind::MissingColumn("Peer Address:Port")
@@ -1137,17 +1141,18 @@ mod tests {
     fn crlf_line_endings() {
         let text = "Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\r\n\
                     tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:((\"sshd\",pid=812,fd=3))\r\n\r\n";
-        let v = parse_any(text).unwrap();
+        let v = parse_any(text).expect("test value");
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].processes, vec![proc_("sshd", 812)]);
-        let v = parse_any("tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN 812/sshd: /usr/sbin\r\n").unwrap();
+        let v = parse_any("tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN 812/sshd: /usr/sbin\r\n")
+            .expect("test value");
         assert_eq!(v[0].processes, vec![proc_("sshd: /usr/sbin", 812)]);
     }
 
     #[test]
     fn error_text_is_capped() {
         let long = format!("x{}", "y".repeat(1000));
-        let err = parse_ss(&long).unwrap_err();
+        let err = parse_ss(&long).expect_err("must fail");
         assert_eq!(err.line, 1);
         assert!(err.text.chars().count() <= 201);
     }
@@ -1241,9 +1246,11 @@ mod tests {
         assert_eq!(l.addr, v6("2001:db8:aaa:bbbb::"));
         assert!(l.is_public());
         // the same shape shorter than the column width is not a truncation: an error
-        let err = parse_netstat("tcp6 0 0 2001:db8::1:x:8080 :::* LISTEN 1/x").unwrap_err();
+        let err =
+            parse_netstat("tcp6 0 0 2001:db8::1:x:8080 :::* LISTEN 1/x").expect_err("must fail");
         assert!(matches!(err.kind, ParseErrorKind::BadAddress(_)));
-        let err = parse_netstat("tcp6 0 0 fe80::fc:ff:fe0::15546 :::* LISTEN 1/x").unwrap_err();
+        let err = parse_netstat("tcp6 0 0 fe80::fc:ff:fe0::15546 :::* LISTEN 1/x")
+            .expect_err("must fail");
         assert!(matches!(err.kind, ParseErrorKind::BadAddress(_)));
     }
 
@@ -1256,7 +1263,7 @@ mod tests {
                     tcp        0      0 0.0.0.0:22              0.0.0.0:*               LISTEN      -                   \n\
                     (No info could be read for \"-p\": geteuid()=65534 but you should be root.)\n";
         assert_eq!(
-            parse_netstat(text).unwrap(),
+            parse_netstat(text).expect("test value"),
             vec![lst(Proto::Tcp, BindAddr::AnyV4, 22, None)]
         );
     }
@@ -1267,7 +1274,7 @@ mod tests {
                     tcp 0 0 10.0.0.5:22 10.0.0.9:51235 TIME_WAIT -\n\
                     udp 0 0 10.0.0.5:40000 10.0.0.1:53 ESTABLISHED 9/x\n\
                     udp 0 0 0.0.0.0:68 0.0.0.0:* 7/dhclient\n";
-        let v = parse_netstat(text).unwrap();
+        let v = parse_netstat(text).expect("test value");
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].port, 68);
     }
@@ -1278,7 +1285,7 @@ mod tests {
                     Proto Recv-Q Send-Q Local Address Foreign Address State PID/Program name\n\
                     tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN 812/sshd\n\
                     Segmentation fault\n";
-        let err = parse_netstat(text).unwrap_err();
+        let err = parse_netstat(text).expect_err("must fail");
         assert_eq!(err.line, 4);
         assert_eq!(err.kind, ParseErrorKind::Unrecognized("netstat"));
         assert!(err.to_string().starts_with("line 4: "));
@@ -1286,7 +1293,7 @@ mod tests {
 
     #[test]
     fn netstat_errors_say_what_was_wrong() {
-        let err = |line: &str| parse_netstat(line).unwrap_err().kind;
+        let err = |line: &str| parse_netstat(line).expect_err("must fail").kind;
         assert_eq!(
             err("tcp 0 x 0.0.0.0:22 0.0.0.0:* LISTEN 1/a"),
             ParseErrorKind::BadNumber {
@@ -1329,9 +1336,9 @@ mod tests {
             processes: vec![proc_("sshd", 812)],
             ..lst(Proto::Tcp, BindAddr::AnyV4, 22, None)
         }];
-        assert_eq!(parse_any(ss).unwrap(), expected);
-        assert_eq!(parse_any(netstat).unwrap(), expected);
-        assert_eq!(parse_any("").unwrap(), vec![]);
+        assert_eq!(parse_any(ss).expect("test value"), expected);
+        assert_eq!(parse_any(netstat).expect("test value"), expected);
+        assert_eq!(parse_any("").expect("test value"), vec![]);
     }
 
     #[test]
@@ -1339,13 +1346,13 @@ mod tests {
         // headerless netstat with garbage on line 3: netstat got further
         let text =
             "tcp6 0 0 :::22 :::* LISTEN 812/sshd\nudp 0 0 0.0.0.0:68 0.0.0.0:* 7/dhclient\n???\n";
-        let err = parse_any(text).unwrap_err();
+        let err = parse_any(text).expect_err("must fail");
         assert_eq!(
             (err.line, err.kind),
             (3, ParseErrorKind::Unrecognized("netstat"))
         );
         // headerless ss with garbage on line 2
-        let err = parse_any("tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n???\n").unwrap_err();
+        let err = parse_any("tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n???\n").expect_err("must fail");
         assert_eq!(
             (err.line, err.kind),
             (2, ParseErrorKind::Unrecognized("ss"))
@@ -1354,7 +1361,7 @@ mod tests {
         let err = parse_any(
             "Active Internet connections (only servers)\ntcp 0 0 x:1 0.0.0.0:* LISTEN -\n",
         )
-        .unwrap_err();
+        .expect_err("must fail");
         assert_eq!(err.line, 2);
         assert!(matches!(err.kind, ParseErrorKind::BadAddress(_)));
     }
