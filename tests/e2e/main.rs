@@ -9,5 +9,6 @@ mod helpers;
 mod quarantine;
 mod remediation;
 mod simulator;
+mod ssh_audit;
 mod store_s3;
 mod webhook_cli;

@@ -70,15 +70,15 @@ impl Env {
     }
 
     pub async fn run(&self, sim: &sim::Sim, args: &[&str]) -> Run {
+        self.run_env(sim, args, &[]).await
+    }
+
+    pub async fn run_env(&self, sim: &sim::Sim, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--policy", self.policy()]);
-        cli_env(
-            &sim.url(),
-            &sim.token,
-            &all,
-            &[("DROPLETGUARD_STATE_DIR", self.state_dir())],
-        )
-        .await
+        let mut vars = vec![("DROPLETGUARD_STATE_DIR", self.state_dir())];
+        vars.extend_from_slice(env);
+        cli_env(&sim.url(), &sim.token, &all, &vars).await
     }
 
     /// The ledger's change records, read from the state directory.
