@@ -1,72 +1,14 @@
 //! The S3 state store against a real S3 API on loopback (moto_server).
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use shared::aws::AwsConfig;
 use shared::store::{S3Store, StateStore, Store};
 
 use crate::fixtures;
 use crate::helpers::*;
 use crate::remediation::{with_orphans, ENFORCE};
 
-/// A moto_server process on a free loopback port, killed on drop.
-pub struct Moto {
-    child: std::process::Child,
-    pub url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    pub async fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (install it with `make setup`: pip install 'moto[server]')");
-        let url = format!("http://127.0.0.1:{port}");
-        let moto = Moto { child, url };
-        for _ in 0..150 {
-            if reqwest::get(format!("{}/moto-api/", moto.url))
-                .await
-                .is_ok()
-            {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto_server did not start on {}", moto.url);
-    }
-
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_REGION", "eu-west-1".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing-secret".into()),
-            ("AWS_ENDPOINT_URL", self.url.clone()),
-        ]
-    }
-
-    pub fn config(&self) -> AwsConfig {
-        AwsConfig::new(
-            "eu-west-1",
-            "testing",
-            "testing-secret",
-            Some(self.url.clone()),
-        )
-    }
-}
+#[path = "../common/moto.rs"]
+mod moto;
+use moto::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_backend_keeps_the_ledger_and_quarantine_records() {
@@ -96,7 +38,7 @@ async fn s3_backend_keeps_the_ledger_and_quarantine_records() {
     let policy = policy_file(ENFORCE);
     let p = policy.path().to_str().expect("utf-8");
     let env = moto.env();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     vars.push(("DROPLETGUARD_STATE_BUCKET", "dropletguard-state/prod"));
     let run = cli_env(
         &sim.url(),

@@ -19,6 +19,13 @@ async fn the_scheduled_run_fixes_a_fleet() {
         .expect("sim");
     let moto = Moto::start().await;
     let arn = moto.create_secret("dropletguard/do-token", &token).await;
+    // As the stack creates it: a placeholder until an operator puts a key there.
+    let ssh_arn = moto
+        .create_secret(
+            "dropletguard/ssh-key",
+            "REPLACE_ME_WITH_THE_SSH_PRIVATE_KEY",
+        )
+        .await;
     moto.create_bucket("dg-state").await;
     let slack = Receiver::start().await;
     let mut env = moto.env();
@@ -26,6 +33,7 @@ async fn the_scheduled_run_fixes_a_fleet() {
         [
             ("DIGITALOCEAN_API_URL", sim.url()),
             ("DROPLETGUARD_TOKEN_SECRET", arn),
+            ("DROPLETGUARD_SSH_KEY_SECRET", ssh_arn),
             ("DROPLETGUARD_STATE_BUCKET", "dg-state".to_string()),
             ("DROPLETGUARD_POLICY_TOML", POLICY.to_string()),
             ("DROPLETGUARD_MODE", "enforce".to_string()),

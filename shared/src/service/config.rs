@@ -109,7 +109,9 @@ impl Deps {
         } else {
             Vec::new()
         };
-        // The management key: Secrets Manager, else DROPLETGUARD_SSH_KEY_FILE.
+        // The management key: Secrets Manager, else DROPLETGUARD_SSH_KEY_FILE. The stack creates
+        // its secret with a placeholder: until a key is put there, the SSH key is simply absent
+        // (the service audit and password-auth removal are not run), not an error.
         let ssh = match secret(
             &mut aws,
             "DROPLETGUARD_SSH_KEY_SECRET",
@@ -117,6 +119,10 @@ impl Deps {
         )
         .await?
         {
+            Some(text) if text.starts_with("REPLACE_ME") || text.is_empty() => {
+                tracing::warn!("the SSH management key secret holds no key yet");
+                SshAccess::from_env()
+            }
             Some(text) => SshAccess::with_key_text(&text),
             None => SshAccess::from_env(),
         }

@@ -186,6 +186,143 @@ async fn function_start(bin: &Path, name: &str, sim: &Sim, payload: &Value) -> R
     }
 }
 
+/// A throwaway sshd on a free loopback port (password and keyboard-interactive on), stopped
+/// on drop. Never the machine's own sshd, never port 22.
+struct Sshd {
+    child: std::process::Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_sshd() -> Res<Sshd> {
+    let dir = std::env::temp_dir().join(format!("dg-bench-sshd-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all("/run/sshd")?;
+    let key = dir.join("host_ed25519");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()?;
+    if !st.success() {
+        return Err("ssh-keygen failed".into());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd.pid\nUsePAM no\nStrictModes no\n\
+             PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nMaxStartups 200:30:400\nPerSourceMaxStartups none\n",
+            key.display(),
+            dir.display()
+        ),
+    )?;
+    let child = std::process::Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("/usr/sbin/sshd: {e} (apt-get install openssh-server)"))?;
+    let sshd = Sshd { child, dir, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(sshd);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err("the throwaway sshd did not start".into())
+}
+
+/// Probes per second: ours (sequential and concurrent) and OpenSSH's client doing the same
+/// `none` probe.
+async fn probe_bench(runs: usize) -> Res<String> {
+    let sshd = start_sshd()?;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", sshd.port).parse()?;
+    let t = Duration::from_secs(10);
+    for _ in 0..5 {
+        shared::ssh::probe(addr, "x", t).await?;
+    }
+    let (n_seq, n_ssh, n_par) = (60usize, 20usize, 200usize);
+    let mut seq = Vec::new();
+    let mut ossh = Vec::new();
+    let mut par = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        for _ in 0..n_seq {
+            let p = shared::ssh::probe(addr, "x", t).await?;
+            if !p.offers_password() {
+                return Err("the probe did not see password".into());
+            }
+        }
+        seq.push(n_seq as f64 / t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        for _ in 0..n_ssh {
+            let out = tokio::process::Command::new("ssh")
+                .args([
+                    "-F",
+                    "/dev/null",
+                    "-o",
+                    "PreferredAuthentications=none",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "LogLevel=ERROR",
+                    "-p",
+                    &sshd.port.to_string(),
+                    "x@127.0.0.1",
+                    "true",
+                ])
+                .stdin(Stdio::null())
+                .output()
+                .await?;
+            if !String::from_utf8_lossy(&out.stderr).contains("password") {
+                return Err(format!(
+                    "ssh did not report the methods: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into());
+            }
+        }
+        ossh.push(n_ssh as f64 / t0.elapsed().as_secs_f64());
+        let targets: Vec<(usize, std::net::SocketAddr)> = (0..n_par).map(|i| (i, addr)).collect();
+        let t0 = Instant::now();
+        let res = shared::ssh::probe_many(targets, "x", 16, t).await;
+        if res.iter().any(|(_, r)| r.is_err()) {
+            return Err("a concurrent probe failed".into());
+        }
+        par.push(n_par as f64 / t0.elapsed().as_secs_f64());
+    }
+    let (seq, ossh, par) = (median(seq), median(ossh), median(par));
+    eprintln!("probes/s: {seq:.0} sequential, {par:.0} at 16 at once, OpenSSH client {ossh:.1}");
+    Ok(format!(
+        "The agentless probe (key exchange, then a `none` authentication request, reading the offered methods) against \
+         a throwaway OpenSSH sshd on loopback, beside OpenSSH's own client doing the same probe \
+         (`ssh -o PreferredAuthentications=none -o BatchMode=yes ...`, one process per probe).\n\n\
+         | client | probes per second (median) |\n|---|---:|\n\
+         | dropletguard, one at a time | {seq:.0} |\n\
+         | dropletguard, 16 at once (`probe_many`) | {par:.0} |\n\
+         | OpenSSH `ssh`, one at a time | {ossh:.1} |\n\n\
+         One at a time, the probe is {:.0}× OpenSSH's client (no process start, no config parsing, TCP_NODELAY). \
+         Reproduce: `make bench`.\n\n",
+        seq / ossh
+    ))
+}
+
 #[tokio::main]
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -402,7 +539,14 @@ async fn main() -> Res<()> {
         eprintln!("{name}: {size:.1} MB, {ms:.0} ms");
     }
     s.shutdown().await;
-    md.push_str("\nThe arm64 Lambda builds (`make build-lambda`) are listed in the README.\n\n");
+    md.push_str("\nThe arm64 Lambda binaries (`make build-lambda`) are listed in the README.\n\n");
+
+    // 5: SSH probes.
+    md.push_str("## 5. SSH probes\n\n");
+    match probe_bench(runs).await {
+        Ok(text) => md.push_str(&text),
+        Err(e) => md.push_str(&format!("Not measured: {e}\n\n")),
+    }
 
     md.push_str("## Targets missed\n\n");
     if misses.is_empty() {
