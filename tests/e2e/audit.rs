@@ -19,18 +19,7 @@ fn find<'a>(report: &'a Value, rule: &str, id: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_fleet_yields_exactly_its_findings() {
     let sim = start(fixtures::known()).await;
-    let policy = policy_file(fixtures::POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit", "--format", "json"]).await;
     assert_eq!(run.code, 1, "findings exit 1; stderr: {}", run.stderr);
     let report = run.json();
     assert_eq!(finding_keys(&report), fixtures::known_expected());
@@ -150,16 +139,7 @@ async fn named_droplets_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliant_account_exits_zero() {
     let sim = start(fixtures::compliant()).await;
-    let policy = policy_file(fixtures::POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit"]).await;
     assert_eq!(
         run.code, 0,
         "stdout: {}\nstderr: {}",
@@ -205,18 +185,7 @@ async fn policy_from_environment_and_default_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_fleet_matches_its_oracle() {
     let sim = start(fleet::generate(&FleetSpec::new(400, 42))).await;
-    let policy = policy_file(sim::FLEET_POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, sim::FLEET_POLICY, &["audit", "--format", "json"]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = run.json();
     let expected = expected_keys(&sim);
@@ -237,18 +206,7 @@ async fn faults_do_not_change_the_findings() {
         error_status: Some(503),
         ..Default::default()
     });
-    let policy = policy_file(sim::FLEET_POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, sim::FLEET_POLICY, &["audit", "--format", "json"]).await;
     assert_eq!(
         run.code, 1,
         "findings (1), not an error (2): {}",
@@ -271,18 +229,7 @@ async fn faults_do_not_change_the_findings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_droplets_in_at_most_sixty_requests() {
     let sim = start(fleet::generate(&FleetSpec::new(10_000, 3))).await;
-    let policy = policy_file(sim::FLEET_POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, sim::FLEET_POLICY, &["audit", "--format", "json"]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = run.json();
     let requests = report["run"]["api_requests"]
@@ -376,18 +323,7 @@ async fn account_without_keys_fails_the_account_check() {
     let mut state = fixtures::compliant();
     state.ssh_keys.clear();
     let sim = start(state).await;
-    let policy = policy_file(fixtures::POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit", "--format", "json"]).await;
     assert_eq!(run.code, 1);
     let report = run.json();
     assert_eq!(
@@ -415,18 +351,7 @@ async fn unlistable_ssh_keys_and_vpcs_make_those_checks_unknown() {
         forbidden_paths: vec!["/v2/account/keys".into(), "/v2/vpcs".into()],
         ..Default::default()
     });
-    let policy = policy_file(fixtures::POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit", "--format", "json"]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = run.json();
     assert_eq!(

@@ -83,18 +83,7 @@ fn chrono_like(s: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sarif_validates_against_the_schema() {
     let sim = start(fixtures::known()).await;
-    let policy = policy_file(fixtures::POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--format",
-            "sarif",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit", "--format", "sarif"]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let sarif = run.json();
     let (code, out) = validate(&[json!({"kind": "sarif", "body": sarif})]);
@@ -133,16 +122,7 @@ async fn sarif_validates_against_the_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_is_readable() {
     let sim = start(fixtures::known()).await;
-    let policy = policy_file(fixtures::POLICY);
-    let run = cli(
-        &sim,
-        &[
-            "audit",
-            "--policy",
-            policy.path().to_str().expect("utf-8 path"),
-        ],
-    )
-    .await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit"]).await;
     assert_eq!(run.code, 1);
     let out = &run.stdout;
     assert!(

@@ -66,6 +66,14 @@ pub async fn cli_env(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]
     }
 }
 
+/// Runs `dropletguard ARGS --policy <a file holding policy>` against the simulator.
+pub async fn cli_with_policy(sim: &Sim, policy: &str, args: &[&str]) -> Run {
+    let file = policy_file(policy);
+    let mut all = args.to_vec();
+    all.extend(["--policy", file.path().to_str().expect("utf-8 path")]);
+    cli(sim, &all).await
+}
+
 /// A policy file in a temporary directory.
 pub fn policy_file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new()
