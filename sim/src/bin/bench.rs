@@ -539,7 +539,34 @@ async fn main() -> Res<()> {
         eprintln!("{name}: {size:.1} MB, {ms:.0} ms");
     }
     s.shutdown().await;
-    md.push_str("\nThe arm64 Lambda binaries (`make build-lambda`) are listed in the README.\n\n");
+    // The arm64 Lambda binaries, when `make build-lambda` has built them.
+    let lambda_dir = dir.parent().map(|t| t.join("lambda-arm64"));
+    let mut arm = Vec::new();
+    for name in [
+        "scheduled-audit",
+        "actions-poller",
+        "incident-response",
+        "webhook",
+    ] {
+        if let Some(size) = lambda_dir
+            .as_ref()
+            .and_then(|d| std::fs::metadata(d.join(name).join("bootstrap")).ok())
+            .map(|m| m.len() as f64 / 1024.0 / 1024.0)
+        {
+            arm.push(format!("{name} {size:.1} MB"));
+            if size > 8.0 {
+                misses.push(format!("the arm64 {name} is {size:.1} MB (target 8 MB)"));
+            }
+        }
+    }
+    if arm.is_empty() {
+        md.push_str("\nThe arm64 Lambda binaries were not built for this run (`make build-lambda` builds them).\n\n");
+    } else {
+        md.push_str(&format!(
+            "\nThe arm64 Lambda binaries (`make build-lambda`: cargo-lambda with zig, the same release profile): {}.\n\n",
+            arm.join(", ")
+        ));
+    }
 
     // 5: SSH probes.
     md.push_str("## 5. SSH probes\n\n");
