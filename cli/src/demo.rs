@@ -89,7 +89,7 @@ pub async fn run() -> Result<ExitCode> {
     );
     println!("What is left has no safe automatic fix (open ports to review, VPC moves, failed firewalls).");
     println!(
-        "\nRun it yourself: `dropletguard sim --droplets 1000` in one terminal, then\n`DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit` in another."
+        "\nRun it yourself: `dropletguard sim --droplets 1000` in one terminal, then\n`DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit --no-ssh` in another\n(simulated Droplets have no SSH servers to probe)."
     );
     s.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -404,7 +404,10 @@ async fn serve_sim(
         "DigitalOcean API simulator on {} with {droplets} Droplets (seed {seed}); send the token given with --token or $DIGITALOCEAN_TOKEN.",
         s.url()
     );
-    eprintln!("Try: DIGITALOCEAN_API_URL={} dropletguard audit", s.url());
+    eprintln!(
+        "Try: DIGITALOCEAN_API_URL={} dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe)",
+        s.url()
+    );
     eprintln!("Controls: GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected. Ctrl-C stops.", s.url());
     tokio::signal::ctrl_c()
         .await

@@ -440,7 +440,7 @@ async fn main() -> Res<()> {
     }
     md.push_str("\nReproduce one row: `dropletguard sim --droplets 10000 --latency-ms 50` in one terminal, then \
                  `/usr/bin/time -v env DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim \
-                 dropletguard audit --format json > /dev/null`.\n\n");
+                 dropletguard audit --format json --no-ssh > /dev/null`.\n\n");
 
     // 3: evaluation alone.
     md.push_str("## 3. Evaluation alone\n\n");
