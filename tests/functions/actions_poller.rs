@@ -7,23 +7,9 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn droplets_created_since_the_cursor_are_rechecked() {
-    let token = token();
-    let sim = sim::Sim::start_local(&token, sim::fleet::generate(&sim::FleetSpec::new(20, 5)))
-        .await
-        .expect("sim");
-    let state = tempfile::tempdir().expect("state");
-    let env: Vec<(String, String)> = [
-        ("DIGITALOCEAN_API_URL", sim.url()),
-        ("DIGITALOCEAN_TOKEN", token.clone()),
-        ("DROPLETGUARD_STATE_DIR", state.path().display().to_string()),
-        (
-            "DROPLETGUARD_POLICY_TOML",
-            "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n".to_string(),
-        ),
-        ("DROPLETGUARD_MODE", "enforce".to_string()),
-    ]
-    .map(|(k, v)| (k.to_string(), v))
-    .to_vec();
+    let account = Account::start(20, 5).await;
+    let (sim, token, state) = (&account.sim, &account.token, &account.state);
+    let env = account.env(&[("DROPLETGUARD_MODE", "enforce")]);
     let f = Function::start(env!("CARGO_BIN_EXE_actions-poller"), "actions-poller", &env).await;
     let event = fixture("eventbridge/example-eventbridge-schedule.json");
     // First poll: nothing has happened yet; the cursor starts.
@@ -69,6 +55,5 @@ async fn droplets_created_since_the_cursor_are_rechecked() {
     assert_eq!(out["actions_seen"], 0);
     assert!(state.path().join("cursors/actions-poller.json").exists());
     let logs = f.stop().await;
-    assert_logs_clean(&logs, &[&token]);
-    sim.shutdown().await;
+    assert_logs_clean(&logs, &[token]);
 }

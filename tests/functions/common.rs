@@ -30,6 +30,52 @@ pub fn uuid_like() -> String {
     format!("{n:x}")
 }
 
+/// The policy the function tests run with: SSH only from the management range, and no SSH
+/// probes (simulated Droplets have no SSH servers).
+pub const POLICY: &str = "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n";
+
+/// A simulated account: the simulator with a generated fleet, its token, a state directory.
+pub struct Account {
+    pub sim: sim::Sim,
+    pub token: String,
+    pub state: tempfile::TempDir,
+}
+
+impl Account {
+    pub async fn start(droplets: usize, seed: u64) -> Account {
+        let token = token();
+        let sim = sim::Sim::start_local(
+            &token,
+            sim::fleet::generate(&sim::FleetSpec::new(droplets, seed)),
+        )
+        .await
+        .expect("sim");
+        Account {
+            sim,
+            token,
+            state: tempfile::tempdir().expect("state"),
+        }
+    }
+
+    /// A function's environment: the simulator, the token, the state directory and `POLICY`,
+    /// then `extra`.
+    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("DIGITALOCEAN_API_URL", self.sim.url()),
+            ("DIGITALOCEAN_TOKEN", self.token.clone()),
+            (
+                "DROPLETGUARD_STATE_DIR",
+                self.state.path().display().to_string(),
+            ),
+            ("DROPLETGUARD_POLICY_TOML", POLICY.to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+}
+
 /// A function process and its emulator; stdout (the JSON logs) is kept.
 pub struct Function {
     child: tokio::process::Child,

@@ -8,22 +8,9 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quarantine_and_restore_round_trip() {
-    let token = token();
-    let sim = sim::Sim::start_local(&token, sim::fleet::generate(&sim::FleetSpec::new(40, 21)))
-        .await
-        .expect("sim");
-    let state = tempfile::tempdir().expect("state");
-    let env: Vec<(String, String)> = [
-        ("DIGITALOCEAN_API_URL", sim.url()),
-        ("DIGITALOCEAN_TOKEN", token.clone()),
-        ("DROPLETGUARD_STATE_DIR", state.path().display().to_string()),
-        (
-            "DROPLETGUARD_POLICY_TOML",
-            "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n".to_string(),
-        ),
-    ]
-    .map(|(k, v)| (k.to_string(), v))
-    .to_vec();
+    let account = Account::start(40, 21).await;
+    let (sim, token) = (&account.sim, &account.token);
+    let env = account.env(&[]);
     let f = Function::start(
         env!("CARGO_BIN_EXE_incident-response"),
         "incident-response",
@@ -78,6 +65,5 @@ async fn quarantine_and_restore_round_trip() {
         other => panic!("expected an error, got {other:?}"),
     }
     let logs = f.stop().await;
-    assert_logs_clean(&logs, &[&token]);
-    sim.shutdown().await;
+    assert_logs_clean(&logs, &[token]);
 }

@@ -66,24 +66,12 @@ fn status_and_body(resp: &Value) -> (u64, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_events_recheck_only_the_droplets_they_touch() {
-    let token = token();
-    let sim = sim::Sim::start_local(&token, sim::fleet::generate(&sim::FleetSpec::new(80, 12)))
-        .await
-        .expect("sim");
-    let state = tempfile::tempdir().expect("state");
-    let env: Vec<(String, String)> = [
-        ("DIGITALOCEAN_API_URL", sim.url()),
-        ("DIGITALOCEAN_TOKEN", token.clone()),
-        ("DROPLETGUARD_STATE_DIR", state.path().display().to_string()),
-        ("DROPLETGUARD_WEBHOOK_SECRETS", SECRETS.to_string()),
-        (
-            "DROPLETGUARD_POLICY_TOML",
-            "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n".to_string(),
-        ),
-        ("DROPLETGUARD_MODE", "enforce".to_string()),
-    ]
-    .map(|(k, v)| (k.to_string(), v))
-    .to_vec();
+    let account = Account::start(80, 12).await;
+    let (sim, token) = (&account.sim, &account.token);
+    let env = account.env(&[
+        ("DROPLETGUARD_WEBHOOK_SECRETS", SECRETS),
+        ("DROPLETGUARD_MODE", "enforce"),
+    ]);
     let f = Function::start(env!("CARGO_BIN_EXE_webhook"), "webhook", &env).await;
 
     // One Droplet without a firewall: a droplet.updated event re-checks it, and only it.
@@ -246,6 +234,5 @@ async fn signed_events_recheck_only_the_droplets_they_touch() {
     assert_eq!(status, 413);
 
     let logs = f.stop().await;
-    assert_logs_clean(&logs, &[&token, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
-    sim.shutdown().await;
+    assert_logs_clean(&logs, &[token, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
 }

@@ -238,6 +238,17 @@ pub fn plan(
     let exempt_tag = &policy.remediation.exempt_tag;
     let is_exempt = |d: &Droplet| d.has_tag(exempt_tag);
     let mgmt_empty = policy.management.cidrs.is_empty();
+    // The Droplet a finding is about (none for firewall and account findings).
+    let droplet_of = |f: &Finding| -> Option<&Droplet> {
+        if f.resource.kind != ResourceType::Droplet {
+            return None;
+        }
+        f.resource
+            .id
+            .parse()
+            .ok()
+            .and_then(|id: u64| droplets.get(&id).copied())
+    };
     let note =
         |out: &mut Plan, rule: &str, id: &str, planned: Option<String>, result: Option<String>| {
             out.notes
@@ -247,13 +258,7 @@ pub fn plan(
     // firewall.missing: attach the baseline firewall by tag.
     let mut to_attach: Vec<&Droplet> = Vec::new();
     for f in enforced(findings, policy, FIREWALL_MISSING) {
-        let Some(d) = f
-            .resource
-            .id
-            .parse()
-            .ok()
-            .and_then(|id: u64| droplets.get(&id).copied())
-        else {
+        let Some(d) = droplet_of(f) else {
             continue;
         };
         if is_exempt(d) {
@@ -580,13 +585,7 @@ pub fn plan(
 
     // ssh.password-auth: over SSH with the management key, never without one.
     for f in enforced(findings, policy, SSH_PASSWORD_AUTH) {
-        let Some(d) = f
-            .resource
-            .id
-            .parse()
-            .ok()
-            .and_then(|id: u64| droplets.get(&id).copied())
-        else {
+        let Some(d) = droplet_of(f) else {
             continue;
         };
         let target = snapshot
@@ -643,13 +642,7 @@ pub fn plan(
         .filter(|f| f.status == Status::Fail && policy.mode_for(&f.rule) == Mode::Enforce)
     {
         let key = (f.rule.clone(), f.resource.id.clone());
-        let exempt = f.resource.kind == ResourceType::Droplet
-            && f.resource
-                .id
-                .parse()
-                .ok()
-                .and_then(|id: u64| droplets.get(&id))
-                .is_some_and(|d| is_exempt(d));
+        let exempt = droplet_of(f).is_some_and(is_exempt);
         if exempt {
             out.notes.entry(key).or_insert_with(|| Note {
                 planned: None,
