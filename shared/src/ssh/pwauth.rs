@@ -79,18 +79,7 @@ pub async fn disable_password_auth(
     port: u16,
     timeout: Duration,
 ) -> Result<PasswordAuthFix, SshError> {
-    Fixer {
-        remote: Remote::new(session),
-        addr,
-        user,
-        key,
-        config: sshd_config,
-        port,
-        timeout,
-        fault: None,
-    }
-    .run()
-    .await
+    fix(session, addr, user, key, sshd_config, port, timeout, None).await
 }
 
 /// [`disable_password_auth`] with an injected fault (tests only).
@@ -106,6 +95,30 @@ pub async fn disable_password_auth_with_fault(
     timeout: Duration,
     fault: Fault,
 ) -> Result<PasswordAuthFix, SshError> {
+    fix(
+        session,
+        addr,
+        user,
+        key,
+        sshd_config,
+        port,
+        timeout,
+        Some(fault),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fix(
+    session: &Session,
+    addr: SocketAddr,
+    user: &str,
+    key: &ManagementKey,
+    sshd_config: &str,
+    port: u16,
+    timeout: Duration,
+    fault: Option<Fault>,
+) -> Result<PasswordAuthFix, SshError> {
     Fixer {
         remote: Remote::new(session),
         addr,
@@ -114,7 +127,7 @@ pub async fn disable_password_auth_with_fault(
         config: sshd_config,
         port,
         timeout,
-        fault: Some(fault),
+        fault,
     }
     .run()
     .await
