@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod catalog;
 pub mod digitalocean;
 pub mod evaluate;
 pub mod net;
@@ -13,7 +14,7 @@ pub mod remediate;
 pub mod report;
 pub mod rules;
 pub mod service;
-mod snapshot;
+pub mod snapshot;
 pub mod ssh;
 pub mod ssh_audit;
 pub mod store;

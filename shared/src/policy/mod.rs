@@ -12,25 +12,9 @@ use serde::{Deserialize, Serialize};
 
 pub use ports::PortRange;
 
+use crate::catalog;
+pub use crate::catalog::Mode;
 use crate::net::Cidr;
-use crate::rules;
-
-/// Remediation mode of a rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Audit,
-    Enforce,
-}
-
-impl Mode {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Mode::Audit => "audit",
-            Mode::Enforce => "enforce",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -238,11 +222,14 @@ impl Policy {
             message: format!("{key}: {message}"),
         };
         for id in self.rules.keys() {
-            if rules::info(id).is_none() {
+            if catalog::info(id).is_none() {
                 return Err(invalid(
                     id,
                     &format!("rules.\"{id}\""),
-                    format!("unknown rule id; known rules: {}", rules::ids().join(", ")),
+                    format!(
+                        "unknown rule id; known rules: {}",
+                        catalog::ids().join(", ")
+                    ),
                 ));
             }
         }

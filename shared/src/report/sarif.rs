@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{Report, ResourceType, Severity, Status};
-use crate::rules::RULES;
+use crate::catalog::RULES;
 
 fn level(sev: Severity) -> &'static str {
     match sev {

@@ -16,13 +16,13 @@ pub fn to_table(report: &Report, width: Option<u16>) -> String {
             (
                 a.severity,
                 a.status,
-                crate::rules::order(&a.rule),
+                crate::catalog::order(&a.rule),
                 &a.resource.id,
             )
                 .cmp(&(
                     b.severity,
                     b.status,
-                    crate::rules::order(&b.rule),
+                    crate::catalog::order(&b.rule),
                     &b.resource.id,
                 ))
         });

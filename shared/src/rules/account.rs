@@ -1,7 +1,7 @@
 //! Account-level rules.
 
-use crate::evaluate::Ctx;
 use crate::report::{Finding, Resource, ResourceType, Status};
+use crate::rules::Ctx;
 use crate::rules::SSH_NO_ACCOUNT_KEYS;
 
 fn account() -> Resource {

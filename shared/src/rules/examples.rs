@@ -6,10 +6,10 @@ use crate::digitalocean::{
     Droplet, Firewall, InboundRule, OutboundRule, PendingChange, Protocol, RegionRef, SshKey,
     Targets, Vpc,
 };
-use crate::evaluate::Snapshot;
 use crate::net::Cidr;
 use crate::policy::Policy;
 use crate::rules::*;
+use crate::snapshot::Snapshot;
 
 pub struct Example {
     pub rule: &'static str,

@@ -1,10 +1,10 @@
 //! Cloud Firewall rules: coverage, exposure (the union of every covering firewall), state, limits.
 
 use crate::digitalocean::{Droplet, Firewall, Protocol};
-use crate::evaluate::{droplet_resource, Ctx, ParsedInbound};
 use crate::net::Cidr;
 use crate::policy::PortRange;
 use crate::report::{Finding, Resource, ResourceType, Severity, Status};
+use crate::rules::{droplet_resource, Ctx, ParsedInbound};
 use crate::rules::{
     FIREWALL_FORBIDDEN_PORT, FIREWALL_LIMITS, FIREWALL_MISSING, FIREWALL_NOT_APPLIED,
     FIREWALL_SSH_OPEN, FIREWALL_WORLD_OPEN,

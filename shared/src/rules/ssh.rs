@@ -2,9 +2,9 @@
 //! `service.exposed` (the listeners the management session saw).
 
 use crate::digitalocean::{Droplet, Protocol};
-use crate::evaluate::{droplet_resource, Ctx};
 use crate::policy::PasswordAuth;
 use crate::report::{Finding, Severity, Status};
+use crate::rules::{droplet_resource, Ctx};
 use crate::rules::{SERVICE_EXPOSED, SSH_PASSWORD_AUTH};
 use crate::ssh::listeners::{Listener, Proto};
 

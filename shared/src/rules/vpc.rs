@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::digitalocean::Droplet;
-use crate::evaluate::{droplet_resource, Ctx};
 use crate::report::{Finding, Status};
+use crate::rules::{droplet_resource, Ctx};
 use crate::rules::{VPC_DEFAULT, VPC_MIXED_ENVIRONMENTS, VPC_MIXED_TENANTS};
 
 fn vpc_label(ctx: &Ctx<'_>, key: &str) -> String {
