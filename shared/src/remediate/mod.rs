@@ -2,22 +2,26 @@
 //! report what is now true. Every change goes to the ledger in the state store as it happens.
 
 mod apply;
+pub mod fix;
+mod ledger;
 pub mod plan;
 mod quarantine;
 
-use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::json;
 
-pub use plan::{baseline_request, plan, Note, Plan, RuleEdit, Step, StepKind};
+pub use fix::{baseline_request, Fix, RuleEdit, FIXES};
+pub use ledger::{ledger_entries, Entry, Ledger};
+pub use plan::{plan, Note, Plan, Planner, Step};
 pub use quarantine::{quarantine, restore, QuarantineOutcome, QuarantineRecord};
 
-use crate::audit::{check_scope, now_rfc3339, AuditError, Run};
+use crate::audit::{check_scope, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
 use crate::policy::Policy;
-use crate::report::{Change, ChangeResource, Report};
+use crate::report::{Change, Finding, Report};
 use crate::ssh_audit::{observe, SshAccess};
-use crate::store::{StateStore, Store, StoreError};
+use crate::store::{Store, StoreError};
+use fix::ApplyContext;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -37,74 +41,6 @@ pub enum RemediateError {
     Verify(String),
 }
 
-/// Writes change records to `ledger/<date>/<time>-<run id>-<n>.json` as they happen.
-pub struct Ledger<'a> {
-    store: &'a Store,
-    run_id: String,
-    trigger: String,
-    seq: usize,
-}
-
-impl<'a> Ledger<'a> {
-    pub fn new(store: &'a Store, run_id: &str, trigger: &str) -> Self {
-        Ledger {
-            store,
-            run_id: run_id.to_string(),
-            trigger: trigger.to_string(),
-            seq: 0,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record(
-        &mut self,
-        resource: ChangeResource,
-        action: &str,
-        before: Value,
-        after: Value,
-        result: String,
-        rule: &str,
-        reason: &str,
-    ) -> Result<Change, StoreError> {
-        self.seq += 1;
-        let change = Change {
-            at: now_rfc3339(),
-            resource,
-            action: action.to_string(),
-            before,
-            after,
-            result,
-            rule: rule.to_string(),
-            reason: reason.to_string(),
-            trigger: self.trigger.clone(),
-            run_id: self.run_id.clone(),
-        };
-        // Names sort in time order: date folder, then a millisecond timestamp.
-        let now = Utc::now();
-        let key = format!(
-            "ledger/{}/{}-{}-{:04}.json",
-            now.format("%Y-%m-%d"),
-            now.format("%Y%m%dT%H%M%S%.3fZ"),
-            self.run_id,
-            self.seq
-        );
-        self.store.put_json(&key, &change).await?;
-        tracing::info!(action, resource = %change.resource.id, result = %change.result, "change recorded");
-        Ok(change)
-    }
-}
-
-/// Every change record in the store, oldest first.
-pub async fn ledger_entries(store: &Store) -> Result<Vec<Change>, StoreError> {
-    let mut out = Vec::new();
-    for key in store.list("ledger/").await? {
-        if let Some(c) = store.get_json::<Change>(&key).await? {
-            out.push(c);
-        }
-    }
-    Ok(out)
-}
-
 pub struct RemediateOptions<'a> {
     pub scope: Scope,
     pub dry_run: bool,
@@ -115,6 +51,8 @@ pub struct RemediateOptions<'a> {
 
 /// Audit, plan, apply (unless dry-run), re-read, report. The report's findings are what is
 /// still wrong afterwards, each with what remediation planned and why it did not fix it.
+/// Errors: the Droplets or firewalls could not be read, a `--droplet` id is not in the
+/// account, or the state store refused a record (nothing is changed without its record).
 pub async fn remediate(
     client: &Client,
     policy: &Policy,
@@ -142,21 +80,16 @@ pub async fn remediate(
     }
     let run_key = format!("runs/{}-{}.json", run.started_at.replace(':', ""), run.id);
     // The store must take records before anything changes.
-    store
-        .put_json(
-            &run_key,
-            &json!({"run": {"id": run.id, "trigger": run.trigger, "started_at": run.started_at, "status": "started"},
-                    "plan": plan.steps.iter().map(|s| json!({"action": s.action, "resource": s.resource, "description": s.description, "within_cap": s.within_cap})).collect::<Vec<_>>()}),
-        )
-        .await?;
-    let mut ledger = Ledger::new(store, &run.id, &run.trigger);
-    let changes = if plan.applicable().next().is_some() {
-        apply::apply(client, policy, &plan, &mut ledger, opts.ssh).await?
-    } else {
-        Vec::new()
+    store.put_json(&run_key, &run_record(&run, &plan)).await?;
+    let mut cx = ApplyContext {
+        client,
+        policy,
+        ledger: Ledger::new(store, &run.id, &run.trigger),
+        ssh: opts.ssh,
     };
+    let changes = apply::apply(&mut cx, &plan).await?;
     // What is true now.
-    let (snapshot, findings) = if changes.is_empty() {
+    let (snapshot, mut findings) = if changes.is_empty() {
         (snapshot, findings)
     } else {
         let mut s = Snapshot::fetch(client).await?;
@@ -164,9 +97,30 @@ pub async fn remediate(
         let f = evaluate(&s, policy, &opts.scope);
         (s, f)
     };
-    let mut findings = findings;
     plan.annotate(&mut findings);
-    for f in &mut findings {
+    note_results(&mut findings, &changes);
+    let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
+    info.cap_reached = plan.cap_reached;
+    let report = Report::new(info, &ids, findings, changes);
+    store.put_json(&run_key, &report).await?;
+    Ok(report)
+}
+
+/// The run's record before anything changes: who started it, and its plan.
+fn run_record(run: &Run, plan: &Plan) -> serde_json::Value {
+    let steps: Vec<_> = plan
+        .steps
+        .iter()
+        .map(|s| json!({"action": s.action, "resource": s.resource, "description": s.description, "within_cap": s.within_cap}))
+        .collect();
+    json!({"run": {"id": run.id, "trigger": run.trigger, "started_at": run.started_at, "status": "started"},
+           "plan": steps})
+}
+
+/// A finding still failing after its planned change: the change's failure, or that it was
+/// applied and the finding remains.
+fn note_results(findings: &mut [Finding], changes: &[Change]) {
+    for f in findings {
         if f.remediation.planned.is_some() && f.remediation.result.is_none() {
             let failed = changes
                 .iter()
@@ -177,9 +131,4 @@ pub async fn remediate(
             });
         }
     }
-    let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
-    info.cap_reached = plan.cap_reached;
-    let report = Report::new(info, &ids, findings, changes);
-    store.put_json(&run_key, &report).await?;
-    Ok(report)
 }

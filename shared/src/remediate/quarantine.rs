@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apply::ensure_firewall;
-use super::{Ledger, RemediateError};
+use super::{Entry, Ledger, RemediateError};
 use crate::audit::now_rfc3339;
 use crate::digitalocean::{
     Client, Droplet, Firewall, FirewallRequest, InboundRule, Protocol, Targets,
@@ -196,15 +196,15 @@ pub async fn quarantine(
         let mut ledger = Ledger::new(store, run_id, trigger);
         changes.push(
             ledger
-                .record(
-                    ChangeResource { kind: ResourceType::Droplet, id: droplet_id.to_string() },
-                    "quarantine-droplet",
-                    json!({"firewall_ids": record.firewall_ids, "firewall_tags": record.firewall_tags, "tags": record.tags}),
-                    json!({"firewalls": [qfw.id], "tags": now.tags}),
-                    "ok".into(),
-                    "quarantine",
+                .record(Entry {
+                    resource: ChangeResource { kind: ResourceType::Droplet, id: droplet_id.to_string() },
+                    action: "quarantine-droplet",
+                    before: json!({"firewall_ids": record.firewall_ids, "firewall_tags": record.firewall_tags, "tags": record.tags}),
+                    after: json!({"firewalls": [qfw.id], "tags": now.tags}),
+                    result: "ok".into(),
+                    rule: "quarantine",
                     reason,
-                )
+                })
                 .await?,
         );
     }
@@ -298,18 +298,18 @@ pub async fn restore(
         )
     };
     let change = ledger
-        .record(
-            ChangeResource {
+        .record(Entry {
+            resource: ChangeResource {
                 kind: ResourceType::Droplet,
                 id: droplet_id.to_string(),
             },
-            "restore-droplet",
-            json!({"firewalls": [qname], "tags": droplet.tags}),
-            json!({"firewall_ids": record.firewall_ids, "tags": now.tags}),
+            action: "restore-droplet",
+            before: json!({"firewalls": [qname], "tags": droplet.tags}),
+            after: json!({"firewall_ids": record.firewall_ids, "tags": now.tags}),
             result,
-            "restore",
-            &record.reason,
-        )
+            rule: "restore",
+            reason: &record.reason,
+        })
         .await?;
     Ok(QuarantineOutcome {
         record,
