@@ -1,9 +1,10 @@
 //! Addresses and networks: what a firewall source or a management range is, and containment.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv4Subnets, Ipv6Net, Ipv6Subnets};
+use range_set_blaze::RangeSetBlaze;
 use serde::{Deserialize, Serialize};
 
 /// A network in CIDR form; a bare address is its own /32 or /128. Host bits are cleared.
@@ -57,6 +58,138 @@ impl<'de> Deserialize<'de> for Cidr {
     }
 }
 
+/// A set of addresses, IPv4 and IPv6 apart, as sorted disjoint ranges (`range-set-blaze`):
+/// what a firewall admits, what a deny rule removes, the management ranges. Set arithmetic is
+/// exact, whatever the prefixes: `0.0.0.0/0` minus `198.51.100.0/24` is the rest of IPv4.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressSet {
+    v4: RangeSetBlaze<Ipv4Addr>,
+    v6: RangeSetBlaze<Ipv6Addr>,
+}
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The family's whole address space as a CIDR: `0.0.0.0/0` or `::/0`.
+    pub fn world(self) -> Cidr {
+        match self {
+            Family::V4 => Cidr(IpNet::V4(Ipv4Net::default())),
+            Family::V6 => Cidr(IpNet::V6(Ipv6Net::default())),
+        }
+    }
+}
+
+impl Cidr {
+    pub fn family(&self) -> Family {
+        match self.0 {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+}
+
+impl AddressSet {
+    /// The union of `cidrs`.
+    pub fn of<'a>(cidrs: impl IntoIterator<Item = &'a Cidr>) -> Self {
+        let mut set = AddressSet::default();
+        for c in cidrs {
+            match c.0 {
+                IpNet::V4(n) => {
+                    set.v4.ranges_insert(n.network()..=n.broadcast());
+                }
+                IpNet::V6(n) => {
+                    set.v6.ranges_insert(n.network()..=n.broadcast());
+                }
+            }
+        }
+        set
+    }
+
+    /// Every address of both families.
+    pub fn everything() -> Self {
+        AddressSet::of(&[Family::V4.world(), Family::V6.world()])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub fn union(&self, other: &AddressSet) -> AddressSet {
+        AddressSet {
+            v4: &self.v4 | &other.v4,
+            v6: &self.v6 | &other.v6,
+        }
+    }
+
+    pub fn difference(&self, other: &AddressSet) -> AddressSet {
+        AddressSet {
+            v4: &self.v4 - &other.v4,
+            v6: &self.v6 - &other.v6,
+        }
+    }
+
+    pub fn intersection(&self, other: &AddressSet) -> AddressSet {
+        AddressSet {
+            v4: &self.v4 & &other.v4,
+            v6: &self.v6 & &other.v6,
+        }
+    }
+
+    /// Whether the set holds any address of `family`.
+    pub fn has(&self, family: Family) -> bool {
+        match family {
+            Family::V4 => !self.v4.is_empty(),
+            Family::V6 => !self.v6.is_empty(),
+        }
+    }
+
+    /// Only the addresses of `family`.
+    pub fn only(&self, family: Family) -> AddressSet {
+        match family {
+            Family::V4 => AddressSet {
+                v4: self.v4.clone(),
+                ..Default::default()
+            },
+            Family::V6 => AddressSet {
+                v6: self.v6.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The set as the fewest CIDRs that cover it exactly, IPv4 first, in address order.
+    pub fn cidrs(&self) -> Vec<Cidr> {
+        let v4 = self
+            .v4
+            .ranges()
+            .flat_map(|r| Ipv4Subnets::new(*r.start(), *r.end(), 0))
+            .map(IpNet::V4);
+        let v6 = self
+            .v6
+            .ranges()
+            .flat_map(|r| Ipv6Subnets::new(*r.start(), *r.end(), 0))
+            .map(IpNet::V6);
+        v4.chain(v6).map(Cidr).collect()
+    }
+}
+
+impl fmt::Display for AddressSet {
+    /// The CIDRs, comma-separated; `nothing` when empty.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cidrs = self.cidrs();
+        if cidrs.is_empty() {
+            return f.write_str("nothing");
+        }
+        let text: Vec<String> = cidrs.iter().map(Cidr::to_string).collect();
+        f.write_str(&text.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +212,33 @@ mod tests {
         assert_eq!(c("10.1.2.3/8").to_string(), "10.0.0.0/8");
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("example.com").is_err());
+    }
+
+    #[test]
+    fn address_sets_subtract_with_real_prefix_arithmetic() {
+        let set = |v: &[&str]| AddressSet::of(&v.iter().map(|s| c(s)).collect::<Vec<_>>());
+        let world4 = set(&["0.0.0.0/0"]);
+        let rest = world4.difference(&set(&["198.51.100.0/24"]));
+        assert!(!rest.is_empty());
+        assert!(rest.intersection(&set(&["198.51.100.7"])).is_empty());
+        assert!(!rest.intersection(&set(&["198.51.101.0"])).is_empty());
+        assert_eq!(
+            rest.cidrs().len(),
+            24,
+            "the complement of a /24 is 24 prefixes"
+        );
+        assert!(world4.difference(&set(&["0.0.0.0/0"])).is_empty());
+        let both = set(&["0.0.0.0/0", "::/0"]).difference(&set(&["0.0.0.0/0"]));
+        assert!(!both.has(Family::V4) && both.has(Family::V6));
+        assert_eq!(both.to_string(), "::/0");
+        let merged = set(&["10.0.0.0/25", "10.0.0.128/25"]);
+        assert_eq!(merged.to_string(), "10.0.0.0/24");
+        assert_eq!(AddressSet::default().to_string(), "nothing");
+        let complement =
+            AddressSet::everything().difference(&set(&["203.0.113.0/24", "2001:db8::/32"]));
+        assert_eq!(complement.cidrs().len(), 24 + 32);
+        assert!(complement
+            .intersection(&set(&["203.0.113.9", "2001:db8::1"]))
+            .is_empty());
     }
 }

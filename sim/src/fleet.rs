@@ -135,6 +135,7 @@ fn world() -> Targets {
 
 fn rule(protocol: Protocol, ports: &str, sources: Targets) -> InboundRule {
     InboundRule {
+        action: Default::default(),
         protocol,
         ports: ports.into(),
         sources,
@@ -149,6 +150,7 @@ fn outbound_all() -> Vec<OutboundRule> {
     ]
     .into_iter()
     .map(|(protocol, ports)| OutboundRule {
+        action: Default::default(),
         protocol,
         ports: ports.into(),
         destinations: world(),

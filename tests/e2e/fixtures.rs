@@ -32,6 +32,7 @@ fn droplet(id: u64, name: &str, tags: &[&str], vpc: Option<&str>) -> SimDroplet 
 
 fn rule(protocol: Protocol, ports: &str, addrs: &[&str]) -> InboundRule {
     InboundRule {
+        action: Default::default(),
         protocol,
         ports: ports.into(),
         sources: Targets::addresses(addrs.iter().copied()),
@@ -52,6 +53,7 @@ fn fw(
         created_at: Some("2025-03-01T10:00:00Z".into()),
         inbound_rules: inbound,
         outbound_rules: vec![OutboundRule {
+            action: Default::default(),
             protocol: Protocol::Tcp,
             ports: "0".into(),
             destinations: Targets::addresses(["0.0.0.0/0", "::/0"]),

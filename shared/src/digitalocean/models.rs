@@ -175,8 +175,58 @@ impl Targets {
     }
 }
 
+/// A firewall rule's `action` (DigitalOcean, since 2026-09; `do-api/README.md`, "Since the
+/// subset was cut"): `allow` when absent, or `deny`. A deny rule wins over any allow rule of any
+/// firewall that covers the same Droplet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleAction {
+    #[default]
+    Allow,
+    Deny,
+    /// A value this client does not know. Read as `allow` for exposure (the conservative
+    /// reading); never rewritten by remediation.
+    Other(String),
+}
+
+impl RuleAction {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RuleAction::Allow => "allow",
+            RuleAction::Deny => "deny",
+            RuleAction::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for RuleAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RuleAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleAction {
+    /// `null` reads as absent (allow); any string is kept, known or not.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Option::<String>::deserialize(d)?.as_deref() {
+            None | Some("allow") => RuleAction::Allow,
+            Some("deny") => RuleAction::Deny,
+            Some(other) => RuleAction::Other(other.to_string()),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InboundRule {
+    /// `allow` (also when absent) or `deny`; always sent, so that a rule body sent to the rules
+    /// endpoints names the rule it means.
+    #[serde(default)]
+    pub action: RuleAction,
     pub protocol: Protocol,
     /// `"22"`, `"8000-9000"`, `"0"` or `"all"` (every port); absent for ICMP.
     #[serde(
@@ -191,6 +241,9 @@ pub struct InboundRule {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OutboundRule {
+    /// As [`InboundRule::action`].
+    #[serde(default)]
+    pub action: RuleAction,
     pub protocol: Protocol,
     #[serde(
         default,
@@ -200,6 +253,72 @@ pub struct OutboundRule {
     pub ports: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub destinations: Targets,
+}
+
+impl InboundRule {
+    /// An allow rule: `ports` as the API writes them (`"22"`, `"8000-9000"`, `"0"`).
+    pub fn allow(protocol: Protocol, ports: impl Into<String>, sources: Targets) -> Self {
+        InboundRule {
+            action: RuleAction::Allow,
+            protocol,
+            ports: ports.into(),
+            sources,
+        }
+    }
+
+    /// A deny rule.
+    pub fn deny(protocol: Protocol, ports: impl Into<String>, sources: Targets) -> Self {
+        InboundRule {
+            action: RuleAction::Deny,
+            ..InboundRule::allow(protocol, ports, sources)
+        }
+    }
+}
+
+impl std::fmt::Display for InboundRule {
+    /// The rule in one line: `tcp 22 from 203.0.113.0/24, tag:web`; a deny rule starts with
+    /// `deny`, a rule of unknown action with `action "x"`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.sources;
+        let sources: Vec<String> = s
+            .addresses
+            .iter()
+            .cloned()
+            .chain(s.tags.iter().map(|t| format!("tag:{t}")))
+            .chain(s.droplet_ids.iter().map(|d| format!("droplet:{d}")))
+            .chain(s.load_balancer_uids.iter().map(|l| format!("lb:{l}")))
+            .chain(s.kubernetes_ids.iter().map(|k| format!("k8s:{k}")))
+            .collect();
+        match &self.action {
+            RuleAction::Allow => {}
+            RuleAction::Deny => f.write_str("deny ")?,
+            RuleAction::Other(a) => write!(f, "action {a:?} ")?,
+        }
+        let ports = if self.ports.is_empty() {
+            "all"
+        } else {
+            &self.ports
+        };
+        write!(f, "{} {} from {}", self.protocol, ports, sources.join(", "))
+    }
+}
+
+impl OutboundRule {
+    pub fn allow(protocol: Protocol, ports: impl Into<String>, destinations: Targets) -> Self {
+        OutboundRule {
+            action: RuleAction::Allow,
+            protocol,
+            ports: ports.into(),
+            destinations,
+        }
+    }
+
+    pub fn deny(protocol: Protocol, ports: impl Into<String>, destinations: Targets) -> Self {
+        OutboundRule {
+            action: RuleAction::Deny,
+            ..OutboundRule::allow(protocol, ports, destinations)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

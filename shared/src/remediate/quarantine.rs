@@ -58,6 +58,7 @@ fn quarantine_request(policy: &Policy) -> FirewallRequest {
     FirewallRequest {
         name: policy.remediation.quarantine_name.clone(),
         inbound_rules: vec![InboundRule {
+            action: Default::default(),
             protocol: Protocol::Tcp,
             ports: policy.ssh.port.to_string(),
             sources: Targets::addresses(policy.management.cidrs.iter().map(Cidr::to_string)),

@@ -3,21 +3,31 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::digitalocean::{Droplet, Firewall, Protocol, Vpc};
-use crate::net::Cidr;
+use crate::digitalocean::{Droplet, Firewall, InboundRule, Protocol, RuleAction, Vpc};
+use crate::net::{Cidr, Family};
 use crate::policy::{Policy, PortRange};
 use crate::report::{Finding, Remediation, Resource, ResourceType, Severity, Status};
 use crate::snapshot::Snapshot;
 
-/// A firewall rule's address sources, parsed once per firewall.
+/// An inbound rule, parsed once per firewall.
 #[derive(Debug)]
 pub(crate) struct ParsedInbound {
+    pub action: RuleAction,
     pub protocol: Protocol,
     pub ports: PortRange,
-    /// The rule's `ports` text, for details.
-    pub ports_text: String,
-    /// Address sources; unparseable ones count as the world (the safe assumption).
+    /// Address sources. Unparseable ones count as the world in a rule that allows (the safe
+    /// assumption) and as nothing in a rule that denies (a deny never counts as more than
+    /// it surely is); likewise unparseable ports.
     pub addresses: Vec<Cidr>,
+    /// The rule in one line, for details.
+    pub text: String,
+}
+
+impl ParsedInbound {
+    /// Whether the rule denies (a rule of unknown action is read as allowing).
+    pub fn denies(&self) -> bool {
+        self.action == RuleAction::Deny
+    }
 }
 
 /// Indexes over a snapshot, built once per evaluation.
@@ -43,27 +53,31 @@ fn parse_inbound(fw: &Firewall) -> Vec<ParsedInbound> {
     fw.inbound_rules
         .iter()
         .filter(|r| r.protocol != Protocol::Icmp)
-        .map(|r| ParsedInbound {
-            protocol: r.protocol,
-            ports: PortRange::parse_rule(&r.ports)
-                .ok()
-                .flatten()
-                .unwrap_or(PortRange::ALL),
-            ports_text: if r.ports.is_empty() {
-                "all".into()
-            } else {
-                r.ports.clone()
-            },
-            addresses: r
-                .sources
-                .addresses
-                .iter()
-                .map(|a| {
-                    Cidr::parse(a).unwrap_or_else(|_| Cidr::parse("0.0.0.0/0").expect("literal"))
-                })
-                .collect(),
-        })
+        .map(parse_rule)
         .collect()
+}
+
+fn parse_rule(r: &InboundRule) -> ParsedInbound {
+    let deny = r.action == RuleAction::Deny;
+    let ports = PortRange::parse_rule(&r.ports).ok().flatten();
+    let world = Family::V4.world();
+    let addresses = r
+        .sources
+        .addresses
+        .iter()
+        .filter_map(|a| match Cidr::parse(a) {
+            Ok(c) => Some(c),
+            Err(_) => (!deny).then_some(world),
+        })
+        .filter(|_| !(deny && ports.is_none()))
+        .collect();
+    ParsedInbound {
+        action: r.action.clone(),
+        protocol: r.protocol,
+        ports: ports.unwrap_or(PortRange::ALL),
+        addresses,
+        text: r.to_string(),
+    }
 }
 
 impl<'a> Ctx<'a> {

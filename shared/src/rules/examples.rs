@@ -59,6 +59,7 @@ pub fn droplet(id: u64, tags: &[&str], vpc: Option<&str>) -> Droplet {
 
 pub fn inbound(protocol: Protocol, ports: &str, addresses: &[&str]) -> InboundRule {
     InboundRule {
+        action: Default::default(),
         protocol,
         ports: ports.into(),
         sources: Targets::addresses(addresses.iter().copied()),
@@ -228,6 +229,7 @@ pub fn all() -> Vec<Example> {
             "22 from tags, Droplets, load balancers, clusters",
             false,
             behind(vec![InboundRule {
+                action: Default::default(),
                 protocol: Tcp,
                 ports: "22".into(),
                 sources: Targets {
@@ -333,6 +335,7 @@ pub fn all() -> Vec<Example> {
             "5432 from a Droplet",
             false,
             behind(vec![InboundRule {
+                action: Default::default(),
                 protocol: Tcp,
                 ports: "5432".into(),
                 sources: Targets {
@@ -411,6 +414,7 @@ pub fn all() -> Vec<Example> {
     );
     fifty.outbound_rules = vec![
         OutboundRule {
+            action: Default::default(),
             protocol: Tcp,
             ports: "443".into(),
             destinations: Targets::addresses(["0.0.0.0/0"]),
@@ -522,5 +526,119 @@ pub fn all() -> Vec<Example> {
             ),
         ));
     }
+    v.extend(deny_examples());
+    v
+}
+
+/// A deny rule.
+pub fn deny(protocol: Protocol, ports: &str, addresses: &[&str]) -> InboundRule {
+    InboundRule::deny(
+        protocol,
+        ports,
+        Targets::addresses(addresses.iter().copied()),
+    )
+}
+
+/// Deny rules (since 2026-09): exposure is what is allowed minus what is denied, across every
+/// covering firewall; a deny of internal peers closes nothing to outside addresses.
+fn deny_examples() -> Vec<Example> {
+    let mut v = Vec::new();
+    let world = ["0.0.0.0/0", "::/0"];
+    for (rule, port) in [
+        (FIREWALL_SSH_OPEN, "22"),
+        (FIREWALL_FORBIDDEN_PORT, "5432"),
+        (FIREWALL_WORLD_OPEN, "8080"),
+    ] {
+        let allow = || inbound(Tcp, port, &world);
+        v.push(ex(
+            rule,
+            "allowed, then denied from everywhere in the same firewall",
+            false,
+            behind(vec![allow(), deny(Tcp, port, &world)]),
+        ));
+        v.push(ex(
+            rule,
+            "allowed, then denied from everywhere by another firewall",
+            false,
+            one(vec![
+                firewall("fw-1", vec![allow()], &[1], &[]),
+                firewall("fw-2", vec![deny(Tcp, "all", &world)], &[], &["web"]),
+            ]),
+        ));
+        v.push(ex(
+            rule,
+            "denied over IPv4 only: ::/0 stays open",
+            true,
+            one(vec![
+                firewall("fw-1", vec![allow()], &[1], &[]),
+                firewall("fw-2", vec![deny(Tcp, port, &["0.0.0.0/0"])], &[1], &[]),
+            ]),
+        ));
+        v.push(ex(
+            rule,
+            "denied from part of the world only",
+            true,
+            behind(vec![allow(), deny(Tcp, port, &["198.51.100.0/24", "::/0"])]),
+        ));
+        v.push(ex(
+            rule,
+            "a deny on another part of the allowed range",
+            true,
+            behind(vec![
+                inbound(Tcp, "1-9000", &world),
+                deny(Tcp, "9001-9100", &world),
+                deny(Tcp, "1-20", &world),
+            ]),
+        ));
+        v.push(ex(
+            rule,
+            "a deny on the whole allowed range",
+            false,
+            behind(vec![inbound(Tcp, "1-9000", &world), deny(Tcp, "0", &world)]),
+        ));
+        let by_tag = InboundRule::deny(
+            Tcp,
+            port,
+            Targets {
+                tags: vec!["web".into()],
+                ..Default::default()
+            },
+        );
+        v.push(ex(
+            rule,
+            "a deny whose source is a tag closes nothing outside",
+            true,
+            behind(vec![allow(), by_tag]),
+        ));
+        let mut unknown = deny(Tcp, port, &world);
+        unknown.action = crate::digitalocean::RuleAction::Other("reject".into());
+        v.push(ex(
+            rule,
+            "a rule of unknown action opens as an allow would",
+            true,
+            behind(vec![unknown]),
+        ));
+    }
+    // Allowed from the world, denied from everything outside the management range.
+    let mgmt = Cidr::parse(MGMT).expect("literal cidr");
+    let outside = crate::net::AddressSet::of(&[crate::net::Family::V4.world()])
+        .difference(&crate::net::AddressSet::of(&[mgmt]));
+    let outside: Vec<String> = outside.cidrs().iter().map(Cidr::to_string).collect();
+    let outside: Vec<&str> = outside.iter().map(String::as_str).collect();
+    v.push(ex(
+        FIREWALL_SSH_OPEN,
+        "allowed from the world, denied outside management",
+        false,
+        behind(vec![
+            inbound(Tcp, "22", &["0.0.0.0/0"]),
+            deny(Tcp, "22", &outside),
+        ]),
+    ));
+    v.push(ex(
+        FIREWALL_MISSING,
+        "a firewall that only denies still covers",
+        false,
+        behind(vec![deny(Tcp, "all", &world)]),
+    ));
     v
 }

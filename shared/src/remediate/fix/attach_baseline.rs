@@ -45,18 +45,21 @@ enum Params {
 pub fn baseline_request(policy: &Policy) -> FirewallRequest {
     let mgmt = policy.management.cidrs.iter().map(Cidr::to_string);
     let mut inbound = vec![InboundRule {
+        action: Default::default(),
         protocol: Protocol::Tcp,
         ports: policy.ssh.port.to_string(),
         sources: Targets::addresses(mgmt),
     }];
     for p in &policy.firewall.world_open_allowed {
         inbound.push(InboundRule {
+            action: Default::default(),
             protocol: Protocol::Tcp,
             ports: ports_text(p),
             sources: Targets::addresses(WORLD),
         });
     }
     inbound.push(InboundRule {
+        action: Default::default(),
         protocol: Protocol::Icmp,
         ports: "0".into(),
         sources: Targets::addresses(WORLD),
@@ -64,6 +67,7 @@ pub fn baseline_request(policy: &Policy) -> FirewallRequest {
     let outbound = [Protocol::Tcp, Protocol::Udp, Protocol::Icmp]
         .into_iter()
         .map(|protocol| OutboundRule {
+            action: Default::default(),
             protocol,
             ports: "0".into(),
             destinations: Targets::addresses(WORLD),

@@ -162,18 +162,7 @@ pub(crate) fn ports_text(r: &PortRange) -> String {
 
 /// An inbound rule in one line: `tcp 22 from 203.0.113.0/24, tag:web`.
 pub(crate) fn rule_text(r: &InboundRule) -> String {
-    let s = &r.sources;
-    let sources: Vec<String> = s
-        .addresses
-        .iter()
-        .cloned()
-        .chain(s.tags.iter().map(|t| format!("tag:{t}")))
-        .chain(s.droplet_ids.iter().map(|d| format!("droplet:{d}")))
-        .chain(s.load_balancer_uids.iter().map(|l| format!("lb:{l}")))
-        .chain(s.kubernetes_ids.iter().map(|k| format!("k8s:{k}")))
-        .collect();
-    let ports = if r.ports.is_empty() { "all" } else { &r.ports };
-    format!("{} {} from {}", r.protocol, ports, sources.join(", "))
+    r.to_string()
 }
 
 /// `ok`, or `failed: <error>`.

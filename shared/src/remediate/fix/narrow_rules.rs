@@ -261,6 +261,7 @@ fn edit_for(
         .collect();
     if !narrowed.is_empty() {
         after.extend(offending.iter().map(|p| InboundRule {
+            action: r.action.clone(),
             protocol: r.protocol,
             ports: ports_text(p),
             sources: narrowed.clone(),
