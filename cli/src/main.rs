@@ -69,7 +69,7 @@ enum Command {
         #[arg(long)]
         no_ssh: bool,
     },
-    /// Isolate a Droplet: record its firewalls and tags, then leave only the quarantine firewall.
+    /// Isolate a Droplet: tag it with the quarantine tag, whose firewall denies everything outside the management ranges.
     Quarantine {
         #[arg(long = "droplet", value_name = "ID")]
         droplet: u64,
@@ -79,7 +79,7 @@ enum Command {
         #[arg(long, env = "DROPLETGUARD_POLICY")]
         policy: Option<PathBuf>,
     },
-    /// Undo a quarantine exactly: put back the recorded firewalls and tags.
+    /// Undo a quarantine exactly: remove the quarantine tag (or put back what an earlier version detached).
     Restore {
         #[arg(long = "droplet", value_name = "ID")]
         droplet: u64,
@@ -249,8 +249,8 @@ async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Re
             .await?;
     if out.changed {
         println!(
-            "Droplet {droplet} ({}) is quarantined: only firewall {} covers it (SSH from the management ranges).",
-            out.record.droplet_name, policy.remediation.quarantine_name
+            "Droplet {droplet} ({}) is quarantined: tag {} attaches firewall {}, which denies everything outside the management ranges, both ways (SSH from them stays open). No other tag or firewall was touched.",
+            out.record.droplet_name, out.record.quarantine_tag, policy.remediation.quarantine_name
         );
     } else {
         println!(
@@ -259,8 +259,7 @@ async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Re
         );
     }
     println!(
-        "Recorded before quarantine: firewalls by id [{}], tags [{}]. Record: {}/quarantine/{droplet}.json",
-        out.record.firewall_ids.join(", "),
+        "Recorded before quarantine: tags [{}]. Record: {}/quarantine/{droplet}.json",
         out.record.tags.join(", "),
         store.location()
     );
@@ -275,10 +274,15 @@ async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
     let out = shared::remediate::restore(&client, &policy, &store, droplet, "cli", &run).await?;
     if out.changed {
         println!(
-            "Droplet {droplet} ({}) is restored: firewalls by id [{}], tags [{}].",
+            "Droplet {droplet} ({}) is restored ({} method): tags [{}]{}.",
             out.record.droplet_name,
-            out.record.firewall_ids.join(", "),
-            out.record.tags.join(", ")
+            out.record.method,
+            out.record.tags.join(", "),
+            if out.record.firewall_ids.is_empty() {
+                String::new()
+            } else {
+                format!(", firewalls by id [{}]", out.record.firewall_ids.join(", "))
+            }
         );
         for c in &out.changes {
             if c.result != "ok" {

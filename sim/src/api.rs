@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::digitalocean::{
     Firewall, FirewallRequest, FirewallRules, InboundRule, OutboundRule, PendingChange, Protocol,
-    Targets,
+    RuleAction, Targets,
 };
 use shared::policy::{valid_tag, PortRange};
 
@@ -483,10 +483,22 @@ async fn get_firewall(AxState(app): AxState<App>, Path(id): Path<String>) -> Api
 }
 
 fn check_inbound(r: &InboundRule) -> Result<(), Response> {
+    check_action(&r.action, "inbound")?;
     check_rule(r.protocol, &r.ports, &r.sources, "inbound", "sources")
 }
 
+/// `action` is `allow` (also when absent) or `deny`; anything else is refused (422).
+fn check_action(action: &RuleAction, dir: &str) -> Result<(), Response> {
+    match action {
+        RuleAction::Allow | RuleAction::Deny => Ok(()),
+        RuleAction::Other(a) => Err(unprocessable(format!(
+            "{dir} rule: action must be \"allow\" or \"deny\", not {a:?}"
+        ))),
+    }
+}
+
 fn check_outbound(r: &OutboundRule) -> Result<(), Response> {
+    check_action(&r.action, "outbound")?;
     check_rule(
         r.protocol,
         &r.ports,
@@ -813,13 +825,15 @@ fn same_ports(protocol: Protocol, a: &str, b: &str) -> bool {
 }
 
 fn same_inbound(a: &InboundRule, b: &InboundRule) -> bool {
-    a.protocol == b.protocol
+    a.action == b.action
+        && a.protocol == b.protocol
         && same_ports(a.protocol, &a.ports, &b.ports)
         && same_targets(&a.sources, &b.sources)
 }
 
 fn same_outbound(a: &OutboundRule, b: &OutboundRule) -> bool {
-    a.protocol == b.protocol
+    a.action == b.action
+        && a.protocol == b.protocol
         && same_ports(a.protocol, &a.ports, &b.ports)
         && same_targets(&a.destinations, &b.destinations)
 }

@@ -35,17 +35,44 @@ fn covering(sim: &sim::Sim, id: u64) -> BTreeSet<String> {
     })
 }
 
+/// Every firewall as it is (rules, Droplets, tags), but the quarantine firewall.
+fn other_firewalls(sim: &sim::Sim) -> Vec<shared::digitalocean::Firewall> {
+    sim.with_state(|s| {
+        s.firewalls
+            .iter()
+            .filter(|f| f.name != "dropletguard-quarantine")
+            .cloned()
+            .collect()
+    })
+}
+
+fn quarantine_firewall(sim: &sim::Sim) -> shared::digitalocean::Firewall {
+    sim.with_state(|s| {
+        s.firewalls
+            .iter()
+            .find(|f| f.name == "dropletguard-quarantine")
+            .cloned()
+    })
+    .expect("quarantine firewall")
+}
+
+/// Writes that touch a firewall other than the quarantine one.
+fn writes_to_others(sim: &sim::Sim, quarantine_id: &str) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path.starts_with("/v2/firewalls/"))
+        .filter(|r| !r.path.contains(quarantine_id))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quarantine_then_restore_round_trips() {
-    // Droplet 7: by id in legacy-fw, by tag (web) in web-fw, plus other tags.
+async fn quarantine_then_restore_changes_one_tag_and_nothing_else() {
+    // Droplet 7: by id in legacy-fw, by tag (web) in web-fw, which other Droplets share.
     let sim = start(fixtures::known()).await;
     let env = Env::new(POLICY);
     let before = memberships(&sim, 7);
-    assert_eq!(
-        covering(&sim, 7),
-        BTreeSet::from(["legacy-fw".to_string(), "web-fw".to_string()])
-    );
-
+    let firewalls_before = other_firewalls(&sim);
     let q = env
         .run(
             &sim,
@@ -59,33 +86,98 @@ async fn quarantine_then_restore_round_trips() {
         )
         .await;
     assert_eq!(q.code, 0, "{}{}", q.stdout, q.stderr);
+    let qfw = quarantine_firewall(&sim);
+    assert_eq!(qfw.tags, vec!["dropletguard-quarantine".to_string()]);
+    assert!(qfw.droplet_ids.is_empty(), "attached by tag, never by id");
+    let (by_id, tags) = memberships(&sim, 7);
+    assert_eq!(by_id, before.0, "still in every firewall it was in by id");
+    let mut want_tags = before.1.clone();
+    want_tags.insert("dropletguard-quarantine".into());
+    assert_eq!(tags, want_tags, "one tag added, none removed");
     assert_eq!(
-        covering(&sim, 7),
-        BTreeSet::from(["dropletguard-quarantine".to_string()]),
-        "nothing else admits traffic"
+        other_firewalls(&sim),
+        firewalls_before,
+        "no other firewall changed"
     );
-    let qfw = sim
-        .with_state(|s| {
-            s.firewalls
-                .iter()
-                .find(|f| f.name == "dropletguard-quarantine")
-                .cloned()
-        })
-        .expect("quarantine firewall");
-    assert_eq!(qfw.inbound_rules.len(), 1);
-    assert_eq!(qfw.inbound_rules[0].ports, "22");
+    assert!(
+        writes_to_others(&sim, &qfw.id).is_empty(),
+        "{:?}",
+        writes_to_others(&sim, &qfw.id)
+    );
+    // Its rules: deny everything outside the management range both ways, SSH from it allowed.
+    use shared::digitalocean::{Protocol, RuleAction};
+    let allows: Vec<_> = qfw
+        .inbound_rules
+        .iter()
+        .filter(|r| r.action == RuleAction::Allow)
+        .collect();
+    assert_eq!(allows.len(), 1);
     assert_eq!(
-        qfw.inbound_rules[0].sources.addresses,
+        (allows[0].protocol, allows[0].ports.as_str()),
+        (Protocol::Tcp, "22")
+    );
+    assert_eq!(
+        allows[0].sources.addresses,
         vec!["203.0.113.0/24".to_string()]
     );
-    assert!(qfw.outbound_rules.is_empty());
-    // Other Droplets behind web-fw are untouched.
-    assert!(covering(&sim, 1).contains("web-fw"));
+    for rules in [
+        qfw.inbound_rules
+            .iter()
+            .filter(|r| r.action == RuleAction::Deny)
+            .map(|r| (r.protocol, &r.sources))
+            .collect::<Vec<_>>(),
+        qfw.outbound_rules
+            .iter()
+            .map(|r| (r.protocol, &r.destinations))
+            .collect(),
+    ] {
+        let protocols: BTreeSet<Protocol> = rules.iter().map(|r| r.0).collect();
+        assert_eq!(
+            protocols,
+            BTreeSet::from([Protocol::Tcp, Protocol::Udp, Protocol::Icmp])
+        );
+        let addresses: Vec<&String> = rules.iter().flat_map(|r| r.1.addresses.iter()).collect();
+        assert!(
+            addresses.contains(&&"203.0.112.0/24".to_string()),
+            "{addresses:?}"
+        );
+        assert!(
+            addresses.contains(&&"::/1".to_string()) || addresses.contains(&&"::/0".to_string())
+        );
+        assert!(
+            !addresses.iter().any(|a| a.starts_with("203.0.113.")),
+            "management stays open"
+        );
+    }
+    assert!(qfw
+        .outbound_rules
+        .iter()
+        .all(|r| r.action == RuleAction::Deny));
+    // The audit now sees nothing open on it from outside the management range.
+    let audit = env
+        .run(
+            &sim,
+            &["audit", "--droplet", "7", "--format", "json", "--no-ssh"],
+        )
+        .await;
+    let open: Vec<String> = audit.json()["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| {
+            f["rule"]
+                .as_str()
+                .is_some_and(|r| r.ends_with("-open") || r == "firewall.forbidden-port")
+        })
+        .map(|f| f["detail"].to_string())
+        .collect();
+    assert!(open.is_empty(), "{open:?}");
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(env.dir.path().join("quarantine/7.json")).expect("record"),
     )
     .expect("json");
     assert_eq!(record["status"], "quarantined");
+    assert_eq!(record["method"], "deny-tag");
     assert_eq!(record["reason"], "suspected compromise INC-42");
 
     // Quarantine again: nothing changes.
@@ -104,6 +196,7 @@ async fn quarantine_then_restore_round_trips() {
         .iter()
         .any(|r| r.method != "GET" && r.path != "/v2/tags"));
 
+    sim.clear_requests();
     let r = env.run(&sim, &["restore", "--droplet", "7"]).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
@@ -111,14 +204,11 @@ async fn quarantine_then_restore_round_trips() {
         before,
         "firewalls and tags exactly as they were"
     );
-    assert_eq!(
-        covering(&sim, 7),
-        BTreeSet::from(["legacy-fw".to_string(), "web-fw".to_string()])
-    );
+    assert_eq!(other_firewalls(&sim), firewalls_before);
+    assert!(writes_to_others(&sim, &qfw.id).is_empty());
     let again = env.run(&sim, &["restore", "--droplet", "7"]).await;
     assert_eq!(again.code, 0);
     assert!(again.stdout.contains("already restored"));
-
     let actions: Vec<String> = env
         .ledger()
         .iter()
@@ -129,16 +219,14 @@ async fn quarantine_then_restore_round_trips() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_half_way_resumes_from_the_record() {
+async fn a_crash_half_way_resumes_and_restores_exactly() {
     let sim = start(fixtures::known()).await;
     let env = Env::new(POLICY);
     let before = memberships(&sim, 7);
-    // Let the quarantine start, then break the API part way: the quarantine firewall is
-    // attached, but the Droplet is not yet detached from the others.
-    let reads_and_setup = 7;
+    // Break the API after the quarantine firewall exists, before the Droplet is tagged.
     sim.with_state(|s| s.api_requests = 0);
     sim.set_faults(Faults {
-        error_every: reads_and_setup + 1,
+        error_every: 6,
         error_status: Some(501),
         ..Default::default()
     });
@@ -150,17 +238,6 @@ async fn a_crash_half_way_resumes_from_the_record() {
         .await;
     assert_eq!(q.code, 2, "the injected failure stops it: {}", q.stdout);
     sim.set_faults(Faults::default());
-    let half = covering(&sim, 7);
-    assert_eq!(
-        half,
-        BTreeSet::from([
-            "dropletguard-quarantine".to_string(),
-            "legacy-fw".to_string(),
-            "web-fw".to_string()
-        ]),
-        "stopped after attaching the quarantine firewall, before detaching the others"
-    );
-    // Re-run: it resumes with the recorded memberships, not the half-changed state.
     let q = env
         .run(
             &sim,
@@ -168,9 +245,14 @@ async fn a_crash_half_way_resumes_from_the_record() {
         )
         .await;
     assert_eq!(q.code, 0, "{}{}", q.stdout, q.stderr);
+    assert!(memberships(&sim, 7).1.contains("dropletguard-quarantine"));
     assert_eq!(
-        covering(&sim, 7),
-        BTreeSet::from(["dropletguard-quarantine".to_string()])
+        sim.with_state(|s| s
+            .firewalls
+            .iter()
+            .filter(|f| f.name == "dropletguard-quarantine")
+            .count()),
+        1
     );
     let r = env.run(&sim, &["restore", "--droplet", "7"]).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -179,7 +261,43 @@ async fn a_crash_half_way_resumes_from_the_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quarantine_needs_a_record_and_management_ranges() {
+async fn a_quarantine_recorded_by_the_detach_method_is_still_restored() {
+    let mut st = fixtures::known();
+    // As the earlier method left Droplet 7: out of legacy-fw, its web tag removed, tagged
+    // with the quarantine name, which attached a quarantine firewall.
+    st.firewalls
+        .iter_mut()
+        .filter(|f| f.name == "legacy-fw")
+        .for_each(|f| f.droplet_ids.clear());
+    let d = st.droplets.get_mut(&7).expect("droplet 7");
+    d.tags.retain(|t| t != "web");
+    d.tags.push("dropletguard-quarantine".into());
+    st.tags.insert("dropletguard-quarantine".into());
+    let sim = start(st).await;
+    let env = Env::new(POLICY);
+    let record = serde_json::json!({
+        "droplet_id": 7, "droplet_name": "legacy", "reason": "INC-1", "trigger": "cli",
+        "status": "quarantined", "quarantined_at": "2026-08-01T00:00:00Z",
+        "firewall_ids": ["bb22bb22-0000-4000-8000-000000000002"],
+        "tags": ["env:prod", "tenant:acme", "web"], "firewall_tags": ["web"]
+    });
+    std::fs::create_dir_all(env.dir.path().join("quarantine")).expect("dir");
+    std::fs::write(env.dir.path().join("quarantine/7.json"), record.to_string()).expect("record");
+    let r = env.run(&sim, &["restore", "--droplet", "7"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("detach method"), "{}", r.stdout);
+    assert_eq!(
+        memberships(&sim, 7),
+        (
+            BTreeSet::from(["legacy-fw".to_string()]),
+            BTreeSet::from(["env:prod", "tenant:acme", "web"].map(String::from))
+        )
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_needs_a_record_and_management_ranges_that_fit() {
     let sim = start(fixtures::known()).await;
     let env = Env::new("");
     let q = env
@@ -192,6 +310,23 @@ async fn quarantine_needs_a_record_and_management_ranges() {
         q.stderr
     );
     assert!(!sim.requests().iter().any(|r| r.method != "GET"));
+    // 300 scattered single addresses: their complement needs far more than 50 rules.
+    let scattered: Vec<String> = (0..300)
+        .map(|i| format!("\"{}.{}.7.9\"", 11 + i / 200, i % 200))
+        .collect();
+    let env = Env::new(&format!(
+        "[management]\ncidrs = [{}]\n",
+        scattered.join(", ")
+    ));
+    let q = env
+        .run(&sim, &["quarantine", "--droplet", "7", "--reason", "x"])
+        .await;
+    assert_eq!(q.code, 2);
+    assert!(q.stderr.contains("too fragmented"), "{}", q.stderr);
+    assert!(
+        !sim.requests().iter().any(|r| r.method != "GET"),
+        "nothing changed"
+    );
     let env = Env::new(POLICY);
     let r = env.run(&sim, &["restore", "--droplet", "7"]).await;
     assert_eq!(r.code, 2);

@@ -126,7 +126,10 @@ pub struct RemediationPolicy {
     pub mode: Mode,
     pub max_changes_per_run: u32,
     pub exempt_tag: String,
+    /// The quarantine firewall's name.
     pub quarantine_name: String,
+    /// The tag that attaches the quarantine firewall: quarantine adds it, restore removes it.
+    pub quarantine_tag: String,
 }
 
 impl Default for RemediationPolicy {
@@ -136,6 +139,7 @@ impl Default for RemediationPolicy {
             max_changes_per_run: 10,
             exempt_tag: "dropletguard-exempt".into(),
             quarantine_name: "dropletguard-quarantine".into(),
+            quarantine_tag: "dropletguard-quarantine".into(),
         }
     }
 }

@@ -12,7 +12,10 @@ use serde_json::json;
 pub use fix::{baseline_request, Fix, RuleEdit, FIXES};
 pub use ledger::{ledger_entries, Entry, Ledger};
 pub use plan::{plan, Note, Plan, Planner, Step};
-pub use quarantine::{quarantine, restore, QuarantineOutcome, QuarantineRecord};
+pub use quarantine::{
+    quarantine, quarantine_request, restore, QuarantineOutcome, QuarantineRecord,
+    MAX_ADDRESSES_PER_RULE, METHOD_DENY_TAG, METHOD_DETACH,
+};
 
 use crate::audit::{check_scope, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};

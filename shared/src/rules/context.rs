@@ -49,7 +49,7 @@ pub(crate) struct VpcGroup {
     pub tenants: BTreeMap<String, usize>,
 }
 
-fn parse_inbound(fw: &Firewall) -> Vec<ParsedInbound> {
+pub(crate) fn parse_inbound(fw: &Firewall) -> Vec<ParsedInbound> {
     fw.inbound_rules
         .iter()
         .filter(|r| r.protocol != Protocol::Icmp)

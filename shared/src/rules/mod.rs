@@ -8,7 +8,7 @@ pub(crate) mod firewall;
 pub(crate) mod ssh;
 pub(crate) mod vpc;
 
-pub(crate) use context::{droplet_resource, Ctx, ParsedInbound};
+pub(crate) use context::{droplet_resource, parse_inbound, Ctx, ParsedInbound};
 
 pub use crate::catalog::{
     ids, info, order, RuleInfo, FIREWALL_FORBIDDEN_PORT, FIREWALL_LIMITS, FIREWALL_MISSING,

@@ -10,13 +10,14 @@ use super::{params, ports_text, result_of, rule_text, step, ApplyContext, Fix, P
 use crate::digitalocean::{
     Droplet, Firewall, FirewallRequest, InboundRule, OutboundRule, Protocol, Targets,
 };
-use crate::net::Cidr;
+use crate::net::{AddressSet, Cidr};
 use crate::policy::Policy;
 use crate::remediate::apply::ensure_firewall;
 use crate::remediate::ledger::Entry;
 use crate::remediate::plan::{Planner, Step};
 use crate::remediate::RemediateError;
 use crate::report::{Change, ChangeResource, Finding, ResourceType};
+use crate::rules::firewall::{denying, exposure_text, parse_all, Rule};
 use crate::rules::FIREWALL_MISSING;
 
 const WORLD: [&str; 2] = ["0.0.0.0/0", "::/0"];
@@ -185,22 +186,18 @@ impl AttachBaseline {
         let tag = policy.firewall.baseline_tag.clone();
         let id = d.id.to_string();
         let ok = ready && out.take(ResourceType::Droplet, &id);
-        let after_rules: Vec<String> = baseline_request(policy)
-            .inbound_rules
-            .iter()
-            .map(rule_text)
-            .collect();
+        let (exposed, warning) = exposure_after(cx);
         let planned = format!(
-            "attach firewall {} by tag {tag}: exposed before: every port from anywhere (no firewall); after: {}",
+            "attach firewall {} by tag {tag}: exposed before: every port from anywhere (no firewall); after: {exposed}{}",
             policy.firewall.baseline_name,
-            after_rules.join("; ")
+            warning.as_deref().map(|w| format!("; {w}")).unwrap_or_default()
         );
         let mut tags_after = d.tags.clone();
         tags_after.push(tag.clone());
         let params = Params::Attach {
             droplet_id: d.id,
             before: json!({"firewalls": [], "tags": d.tags, "exposed": "every port from anywhere"}),
-            after: json!({"firewalls": [policy.firewall.baseline_name], "tags": tags_after, "exposed": after_rules}),
+            after: json!({"firewalls": [policy.firewall.baseline_name], "tags": tags_after, "exposed": exposed}),
             tag,
         };
         out.note_planned(FIREWALL_MISSING, &id, &planned, ok);
@@ -214,6 +211,49 @@ impl AttachBaseline {
             &params,
         ));
     }
+}
+
+/// What a Droplet admits once it carries the baseline tag: every firewall the tag attaches
+/// (the baseline as it is, or as it will be created), deny rules included. Also a warning when
+/// a deny rule of those firewalls takes the management ranges' SSH away.
+fn exposure_after(cx: &PlanContext<'_>) -> (String, Option<String>) {
+    let policy = cx.policy;
+    let tag = &policy.firewall.baseline_tag;
+    let request = baseline_request(policy);
+    let planned = Firewall {
+        id: "new".into(),
+        name: request.name.clone(),
+        status: Some("succeeded".into()),
+        created_at: None,
+        inbound_rules: request.inbound_rules,
+        outbound_rules: request.outbound_rules,
+        droplet_ids: vec![],
+        tags: request.tags,
+        pending_changes: vec![],
+    };
+    let existing = find_named(&cx.snapshot.firewalls, &policy.firewall.baseline_name);
+    let mut fws: Vec<&Firewall> = cx
+        .snapshot
+        .firewalls
+        .iter()
+        .filter(|f| f.tags.contains(tag))
+        .collect();
+    if existing.is_none() {
+        fws.push(&planned);
+    } else if let Some(fw) = existing.filter(|fw| !fws.iter().any(|f| f.id == fw.id)) {
+        fws.push(fw);
+    }
+    let parsed = parse_all(&fws);
+    let rules: Vec<Rule<'_>> = parsed.iter().map(|(f, r)| (*f, r)).collect();
+    let mgmt = AddressSet::of(&policy.management.cidrs);
+    let denied = denying(&rules, Protocol::Tcp, policy.ssh.port, &mgmt);
+    let warning = (!denied.is_empty()).then(|| {
+        format!(
+            "the baseline's SSH rule is no way in: {} denies the management ranges",
+            denied.join(", ")
+        )
+    });
+    (exposure_text(&rules), warning)
 }
 
 /// The firewall first (an error there fails every attach), then every Droplet in tag

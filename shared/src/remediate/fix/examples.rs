@@ -7,7 +7,7 @@ use crate::evaluate::{evaluate, Scope, Snapshot, SshObservation};
 use crate::net::Cidr;
 use crate::policy::Policy;
 use crate::remediate::plan::{plan, Plan};
-use crate::rules::examples::{droplet, firewall, inbound, policy};
+use crate::rules::examples::{deny, droplet, firewall, inbound, policy};
 
 struct Example {
     name: &'static str,
@@ -192,6 +192,11 @@ fn password_examples() -> Vec<Example> {
             listeners: None,
         },
     );
+    let mut denied = s.clone();
+    let deny_mgmt = vec![deny(Tcp, "22", &["203.0.113.7"])];
+    denied
+        .firewalls
+        .push(firewall("fw-2", deny_mgmt, &[1], &[]));
     vec![
         Example {
             ssh_key: true,
@@ -203,7 +208,12 @@ fn password_examples() -> Vec<Example> {
         },
         Example {
             notes: &[("ssh.password-auth", "1", "no management key")],
-            ..ex("password login, no management key", s, &[])
+            ..ex("password login, no management key", s.clone(), &[])
+        },
+        Example {
+            ssh_key: true,
+            notes: &[("ssh.password-auth", "1", "not tried: firewall fw-2-name (fw-2) rule \"deny tcp 22 from 203.0.113.7\" denies the management ranges")],
+            ..ex("password login behind a deny of the management ranges", denied, &[])
         },
     ]
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{params, ports_text, rule_text, step, ApplyContext, Fix, PlanContext};
-use crate::digitalocean::{ApiError, Droplet, Firewall, FirewallRules, InboundRule, Protocol};
+use crate::digitalocean::{
+    ApiError, Droplet, Firewall, FirewallRules, InboundRule, Protocol, RuleAction,
+};
 use crate::net::Cidr;
 use crate::policy::PortRange;
 use crate::remediate::ledger::Entry;
@@ -227,7 +229,9 @@ fn edit_for(
     covered: &[&Droplet],
     failing: &Failing,
 ) -> Option<RuleEdit> {
-    if r.protocol == Protocol::Icmp {
+    // Never remove, narrow or rewrite a deny rule (nor one of an action this tool does not
+    // know): only allow rules are edited.
+    if r.protocol == Protocol::Icmp || r.action != RuleAction::Allow {
         return None;
     }
     let range = PortRange::parse_rule(&r.ports).ok().flatten()?;
@@ -331,7 +335,8 @@ fn same_rule(a: &InboundRule, b: &InboundRule) -> bool {
     }
     let ports = |p: &str| PortRange::parse_rule(p).ok().flatten();
     let (x, y) = (&a.sources, &b.sources);
-    a.protocol == b.protocol
+    a.action == b.action
+        && a.protocol == b.protocol
         && ports(&a.ports) == ports(&b.ports)
         && set(&x.addresses) == set(&y.addresses)
         && set(&x.tags) == set(&y.tags)

@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{params, step, ApplyContext, Fix, PlanContext};
+use crate::digitalocean::{Droplet, Firewall, Protocol};
+use crate::net::AddressSet;
 use crate::remediate::ledger::Entry;
 use crate::remediate::plan::{Planner, Step};
 use crate::remediate::RemediateError;
 use crate::report::{Change, Finding, ResourceType};
+use crate::rules::firewall::{denying, parse_all, Rule};
 use crate::rules::SSH_PASSWORD_AUTH;
 
 pub struct DisablePasswordAuth;
@@ -43,6 +46,10 @@ impl Fix for DisablePasswordAuth {
             if !cx.ssh_key {
                 let why = "not planned: no management key (DROPLETGUARD_SSH_KEY_FILE) to log in with; password login may be the owners' only way in";
                 out.note(SSH_PASSWORD_AUTH, &f.resource.id, None, Some(why.into()));
+                continue;
+            }
+            if let Some(why) = management_denied(cx, d) {
+                out.note(SSH_PASSWORD_AUTH, &f.resource.id, None, Some(why));
                 continue;
             }
             let id = d.id.to_string();
@@ -94,6 +101,25 @@ impl Fix for DisablePasswordAuth {
             Ok(changes)
         })
     }
+}
+
+/// Why not to try: a covering firewall denies the management ranges on the SSH port, so the
+/// management login has no way in.
+fn management_denied(cx: &PlanContext<'_>, d: &Droplet) -> Option<String> {
+    let fws: Vec<&Firewall> = cx
+        .snapshot
+        .firewalls
+        .iter()
+        .filter(|f| f.covers(d))
+        .collect();
+    let parsed = parse_all(&fws);
+    let rules: Vec<Rule<'_>> = parsed.iter().map(|(f, r)| (*f, r)).collect();
+    let mgmt = AddressSet::of(&cx.policy.management.cidrs);
+    let port = cx.policy.ssh.port;
+    let denied = denying(&rules, Protocol::Tcp, port, &mgmt);
+    (!denied.is_empty()).then(|| {
+        format!("not tried: {} denies the management ranges on SSH port {port}, so the management login has no way in", denied.join(", "))
+    })
 }
 
 /// Over SSH: log in with the management key, then the safe removal.

@@ -168,3 +168,50 @@ pub(crate) fn because(a: &Admitted<'_>) -> String {
     }
     text
 }
+
+/// The inbound rules of `firewalls`, parsed (ICMP left out), each with its firewall.
+pub(crate) fn parse_all<'a>(firewalls: &[&'a Firewall]) -> Vec<(&'a Firewall, ParsedInbound)> {
+    firewalls
+        .iter()
+        .flat_map(|fw| {
+            crate::rules::parse_inbound(fw)
+                .into_iter()
+                .map(move |r| (*fw, r))
+        })
+        .collect()
+}
+
+/// What `rules` admit from addresses, run by run, denies included:
+/// `tcp 22 from 203.0.113.0/24; tcp 80 from 0.0.0.0/0, ::/0`; `nothing` when nothing.
+pub(crate) fn exposure_text(rules: &[Rule<'_>]) -> String {
+    let runs: Vec<String> = [Protocol::Tcp, Protocol::Udp]
+        .into_iter()
+        .flat_map(|p| admitted(rules, p, PortRange::ALL))
+        .filter(|a| !a.set.is_empty())
+        .map(|a| format!("{} {} from {}", a.protocol, a.ports, a.set))
+        .collect();
+    if runs.is_empty() {
+        "nothing".into()
+    } else {
+        runs.join("; ")
+    }
+}
+
+/// The deny rules that take an address of `addresses` away on `protocol` `port`, named.
+pub(crate) fn denying(
+    rules: &[Rule<'_>],
+    protocol: Protocol,
+    port: u16,
+    addresses: &AddressSet,
+) -> Vec<String> {
+    rules
+        .iter()
+        .filter(|(_, r)| r.denies() && r.protocol == protocol && r.ports.contains(port))
+        .filter(|(_, r)| {
+            !AddressSet::of(&r.addresses)
+                .intersection(addresses)
+                .is_empty()
+        })
+        .map(|(f, r)| format!("firewall {} ({}) rule \"{}\"", f.name, f.id, r.text))
+        .collect()
+}

@@ -11,7 +11,7 @@ use crate::rules::{
     droplet_resource, Ctx, FIREWALL_FORBIDDEN_PORT, FIREWALL_LIMITS, FIREWALL_MISSING,
     FIREWALL_NOT_APPLIED, FIREWALL_SSH_OPEN, FIREWALL_WORLD_OPEN,
 };
-pub(crate) use exposure::{admitted, Admitted, Rule};
+pub(crate) use exposure::{admitted, denying, exposure_text, parse_all, Admitted, Rule};
 
 pub const MAX_DROPLETS_BY_ID: usize = 10;
 pub const MAX_TAGS: usize = 5;
