@@ -85,13 +85,16 @@ fn outside_management<'a>(
         .collect()
 }
 
+/// A check of a Droplet's exposure, given its covering firewalls' rules.
+type ExposureCheck = fn(&Ctx<'_>, &Droplet, &[Rule<'_>]) -> Option<Finding>;
+
 pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut Vec<Finding>) {
     if fws.is_empty() {
         check_missing(ctx, d, out);
         return;
     }
     let rules = covering_rules(ctx, fws);
-    let checks: [(&str, fn(&Ctx<'_>, &Droplet, &[Rule<'_>]) -> Option<Finding>); 3] = [
+    let checks: [(&str, ExposureCheck); 3] = [
         (FIREWALL_SSH_OPEN, check_ssh_open),
         (FIREWALL_WORLD_OPEN, check_world_open),
         (FIREWALL_FORBIDDEN_PORT, check_forbidden_port),
