@@ -215,7 +215,7 @@ fn injected(app: &App, f: &Faults, n: u64) -> Option<Response> {
             "Unexpected server-side error (injected outage)",
         ));
     }
-    if f.rate_limit_next > 0 || (f.rate_limit_every > 0 && n % f.rate_limit_every == 0) {
+    if f.rate_limit_next > 0 || (f.rate_limit_every > 0 && n.is_multiple_of(f.rate_limit_every)) {
         if f.rate_limit_next > 0 {
             app.lock().faults.rate_limit_next -= 1;
         }
@@ -230,7 +230,7 @@ fn injected(app: &App, f: &Faults, n: u64) -> Option<Response> {
             .insert("x-sim-rate-limited", HeaderValue::from_static("1"));
         return Some(r);
     }
-    if f.error_every > 0 && n % f.error_every == 0 {
+    if f.error_every > 0 && n.is_multiple_of(f.error_every) {
         return Some(error(
             status,
             "server_error",

@@ -288,14 +288,18 @@ pub fn generate(spec: &FleetSpec) -> State {
             Profile::MixedEnv => {
                 region = "nyc3";
                 tenant = "acme";
-                env = if mixed_env_n % 2 == 0 { "prod" } else { "dev" };
+                env = if mixed_env_n.is_multiple_of(2) {
+                    "prod"
+                } else {
+                    "dev"
+                };
                 mixed_env_n += 1;
                 vpc_uuid = Some(shared_env_id.clone());
             }
             Profile::MixedTenant => {
                 region = "nyc3";
                 env = "prod";
-                tenant = if mixed_tenant_n % 2 == 0 {
+                tenant = if mixed_tenant_n.is_multiple_of(2) {
                     "acme"
                 } else {
                     "globex"

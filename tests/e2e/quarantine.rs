@@ -104,6 +104,11 @@ async fn quarantine_then_restore_changes_one_tag_and_nothing_else() {
         "{:?}",
         writes_to_others(&sim, &qfw.id)
     );
+    assert_eq!(
+        covering(&sim, 7),
+        BTreeSet::from(["dropletguard-quarantine", "legacy-fw", "web-fw"].map(String::from)),
+        "its firewalls stay; the quarantine firewall's denies win over their allows"
+    );
     // Its rules: deny everything outside the management range both ways, SSH from it allowed.
     use shared::digitalocean::{Protocol, RuleAction};
     let allows: Vec<_> = qfw

@@ -42,9 +42,16 @@ async fn quarantine_and_restore_round_trip() {
             .map(|f| f.name.clone())
             .collect::<Vec<_>>()
     });
-    assert!(covering.contains(&"dropletguard-quarantine".to_string()), "{covering:?}");
+    assert!(
+        covering.contains(&"dropletguard-quarantine".to_string()),
+        "{covering:?}"
+    );
     let tags = sim.with_state(|s| s.droplets[&id].tags.clone());
-    assert_eq!(tags.len(), before.len() + 1, "one tag added, none removed: {tags:?}");
+    assert_eq!(
+        tags.len(),
+        before.len() + 1,
+        "one tag added, none removed: {tags:?}"
+    );
     assert!(tags.contains(&"dropletguard-quarantine".to_string()));
 
     let out = f
