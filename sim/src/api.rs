@@ -680,17 +680,18 @@ async fn update_firewall(
     check_limits(&next)?;
     st.tags.extend(next.tags.iter().cloned());
     let fw = st.firewall_mut(&id).ok_or_else(not_found)?;
-    *fw = next.clone();
+    let old = std::mem::replace(fw, next.clone());
+    note_lost_denies(&mut st, &old, Some(&next));
     ok(StatusCode::OK, json!({"firewall": next}))
 }
 
 async fn delete_firewall(AxState(app): AxState<App>, Path(id): Path<String>) -> ApiResult {
     let mut st = app.lock();
-    let before = st.firewalls.len();
-    st.firewalls.retain(|f| f.id != id);
-    if st.firewalls.len() == before {
+    let Some(at) = st.firewalls.iter().position(|f| f.id == id) else {
         return Err(not_found());
-    }
+    };
+    let old = st.firewalls.remove(at);
+    note_lost_denies(&mut st, &old, None);
     no_content()
 }
 
@@ -721,8 +722,33 @@ fn modify(
     normalize(&mut next);
     check_limits(&next)?;
     st.tags.extend(next.tags.iter().cloned());
-    *st.firewall_mut(id).ok_or_else(not_found)? = next;
+    let old = st.firewall_mut(id).ok_or_else(not_found)?;
+    let old = std::mem::replace(old, next.clone());
+    note_lost_denies(&mut st, &old, Some(&next));
     no_content()
+}
+
+/// Records every deny rule of `old` that `new` (none: deleted) no longer has, so that tests
+/// can check that no write ever removed or changed one.
+fn note_lost_denies(st: &mut State, old: &Firewall, new: Option<&Firewall>) {
+    let kept_in =
+        |r: &InboundRule| new.is_some_and(|n| n.inbound_rules.iter().any(|x| same_inbound(x, r)));
+    let kept_out = |r: &OutboundRule| {
+        new.is_some_and(|n| n.outbound_rules.iter().any(|x| same_outbound(x, r)))
+    };
+    let lost_in = old
+        .inbound_rules
+        .iter()
+        .filter(|r| r.action == RuleAction::Deny && !kept_in(r));
+    let lost_out = old
+        .outbound_rules
+        .iter()
+        .filter(|r| r.action == RuleAction::Deny && !kept_out(r));
+    let lost: Vec<String> = lost_in
+        .map(|r| format!("{} inbound {r}", old.id))
+        .chain(lost_out.map(|r| format!("{} outbound {} {}", old.id, r.protocol, r.ports)))
+        .collect();
+    st.deny_rules_lost.extend(lost);
 }
 
 async fn fw_add_droplets(

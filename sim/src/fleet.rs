@@ -44,6 +44,14 @@ pub enum Profile {
     PendingChange,
     MixedEnv,
     MixedTenant,
+    /// SSH allowed from the world by one firewall, denied from the world by another: compliant.
+    SshWorldDenied,
+    /// SSH allowed from the world, denied over IPv4 only: `::/0` stays open.
+    SshWorldDeniedIpv4,
+    /// Postgres allowed from 0.0.0.0/0, denied from one partner range only.
+    DbWorldPartlyDenied,
+    /// SSH allowed from the world, denied from a tag (internal peers): still open outside.
+    SshWorldDeniedByTag,
 }
 
 const DEFECTS: &[Profile] = &[
@@ -58,6 +66,10 @@ const DEFECTS: &[Profile] = &[
     Profile::PendingChange,
     Profile::MixedEnv,
     Profile::MixedTenant,
+    Profile::SshWorldDenied,
+    Profile::SshWorldDeniedIpv4,
+    Profile::DbWorldPartlyDenied,
+    Profile::SshWorldDeniedByTag,
 ];
 
 impl Profile {
@@ -65,11 +77,15 @@ impl Profile {
     pub fn expected_rules(self) -> &'static [&'static str] {
         use shared::rules::*;
         match self {
-            Profile::Clean => &[],
+            Profile::Clean | Profile::SshWorldDenied => &[],
             Profile::NoFirewall => &[FIREWALL_MISSING],
             Profile::SshFromRange => &[FIREWALL_SSH_OPEN],
-            Profile::SshWorld => &[FIREWALL_SSH_OPEN, FIREWALL_WORLD_OPEN],
-            Profile::DbWorld => &[FIREWALL_WORLD_OPEN, FIREWALL_FORBIDDEN_PORT],
+            Profile::SshWorld | Profile::SshWorldDeniedIpv4 | Profile::SshWorldDeniedByTag => {
+                &[FIREWALL_SSH_OPEN, FIREWALL_WORLD_OPEN]
+            }
+            Profile::DbWorld | Profile::DbWorldPartlyDenied => {
+                &[FIREWALL_WORLD_OPEN, FIREWALL_FORBIDDEN_PORT]
+            }
             Profile::UdpWorld => &[FIREWALL_WORLD_OPEN],
             Profile::DefaultVpc | Profile::NoVpc => &[VPC_DEFAULT],
             Profile::FailedFirewall | Profile::PendingChange => &[FIREWALL_NOT_APPLIED],
@@ -82,14 +98,60 @@ impl Profile {
     fn bad_tag(self) -> Option<&'static str> {
         match self {
             Profile::SshFromRange => Some("bad:ssh-range"),
-            Profile::SshWorld => Some("bad:ssh-world"),
-            Profile::DbWorld => Some("bad:db-world"),
+            Profile::SshWorld
+            | Profile::SshWorldDenied
+            | Profile::SshWorldDeniedIpv4
+            | Profile::SshWorldDeniedByTag => Some("bad:ssh-world"),
+            Profile::DbWorld | Profile::DbWorldPartlyDenied => Some("bad:db-world"),
             Profile::UdpWorld => Some("bad:udp-world"),
             Profile::FailedFirewall => Some("bad:failed"),
             Profile::PendingChange => Some("bad:pending"),
             _ => None,
         }
     }
+
+    /// The tag of the deny firewall that narrows this defect, if any.
+    fn deny_tag(self) -> Option<&'static str> {
+        match self {
+            Profile::SshWorldDenied => Some("deny:ssh-world"),
+            Profile::SshWorldDeniedIpv4 => Some("deny:ssh-ipv4"),
+            Profile::DbWorldPartlyDenied => Some("deny:db-partner"),
+            Profile::SshWorldDeniedByTag => Some("deny:from-web"),
+            _ => None,
+        }
+    }
+}
+
+/// The deny firewalls, each attached by one tag (`Profile::deny_tag`).
+fn deny_firewalls() -> Vec<(&'static str, &'static str, Vec<InboundRule>)> {
+    let tag = |t: &str| Targets {
+        tags: vec![t.to_string()],
+        ..Default::default()
+    };
+    let v4 = || Targets::addresses(["0.0.0.0/0"]);
+    let partner = Targets::addresses(["198.51.100.0/24"]);
+    vec![
+        (
+            "deny-ssh-world",
+            "deny:ssh-world",
+            vec![InboundRule::deny(Protocol::Tcp, "22", world())],
+        ),
+        (
+            "deny-ssh-ipv4",
+            "deny:ssh-ipv4",
+            vec![InboundRule::deny(Protocol::Tcp, "22", v4())],
+        ),
+        (
+            "deny-db-partner",
+            "deny:db-partner",
+            vec![InboundRule::deny(Protocol::Tcp, "5000-6000", partner)],
+        ),
+        (
+            "deny-from-web",
+            "deny:from-web",
+            vec![InboundRule::deny(Protocol::Tcp, "22", tag("role:web"))],
+        ),
+    ]
 }
 
 /// How to generate a fleet.
@@ -103,6 +165,8 @@ pub struct FleetSpec {
     pub gpu_every: usize,
     /// Whether the account has SSH keys.
     pub ssh_keys: bool,
+    /// Give the first Droplets one defect of each kind, in order (the demo shows them all).
+    pub every_defect: bool,
 }
 
 impl FleetSpec {
@@ -113,6 +177,7 @@ impl FleetSpec {
             defect_rate: 0.3,
             gpu_every: 25,
             ssh_keys: true,
+            every_defect: false,
         }
     }
 }
@@ -257,8 +322,10 @@ pub fn generate(spec: &FleetSpec) -> State {
 
     // Profiles.
     let mut profiles: Vec<Profile> = (0..spec.droplets)
-        .map(|_| {
-            if rng.gen_bool(spec.defect_rate.clamp(0.0, 1.0)) {
+        .map(|i| {
+            if spec.every_defect && i < DEFECTS.len() {
+                DEFECTS[i]
+            } else if rng.gen_bool(spec.defect_rate.clamp(0.0, 1.0)) {
                 DEFECTS[rng.gen_range(0..DEFECTS.len())]
             } else {
                 Profile::Clean
@@ -321,9 +388,8 @@ pub fn generate(spec: &FleetSpec) -> State {
         if profile != Profile::NoFirewall {
             tags.push(format!("fw:{env}-{tenant}"));
         }
-        if let Some(bad) = profile.bad_tag() {
-            tags.push(bad.to_string());
-        }
+        tags.extend(profile.bad_tag().map(str::to_string));
+        tags.extend(profile.deny_tag().map(str::to_string));
         if profile == Profile::PendingChange {
             pending_ids.push(id);
         }
@@ -434,6 +500,11 @@ pub fn generate(spec: &FleetSpec) -> State {
         st.firewalls.push(fw);
     }
 
+    for (name, tag, rules) in deny_firewalls() {
+        st.firewalls
+            .push(firewall(&mut rng, name, rules, vec![tag.to_string()]));
+    }
+
     // A legacy firewall holding ten clean Droplets by id: at the platform limit.
     let clean: Vec<u64> = profiles
         .iter()
@@ -491,5 +562,18 @@ pub fn demo() -> State {
     let mut spec = FleetSpec::new(24, 7);
     spec.defect_rate = 0.75;
     spec.gpu_every = 12;
-    generate(&spec)
+    spec.every_defect = true;
+    let mut st = generate(&spec);
+    // One compliant Droplet whose SSH, allowed from the world by one firewall, is denied from
+    // the world by another: deny rules win across firewalls.
+    let expected: std::collections::BTreeSet<String> =
+        st.expected.iter().map(|e| e.resource_id.clone()).collect();
+    if let Some(d) = st.droplets.values_mut().find(|d| {
+        !expected.contains(&d.id.to_string()) && d.tags.iter().any(|t| t.starts_with("fw:"))
+    }) {
+        d.name = format!("{}-ssh-denied", d.name);
+        d.tags
+            .extend(["bad:ssh-world".to_string(), "deny:ssh-world".to_string()]);
+    }
+    st
 }

@@ -152,6 +152,9 @@ pub struct State {
     pub actions: Vec<Action>,
     pub expected: Vec<ExpectedFinding>,
     pub log: Vec<LoggedRequest>,
+    /// Deny rules that a write removed or changed (`<firewall id> inbound <rule>`): the API
+    /// allows it, dropletguard must never do it.
+    pub deny_rules_lost: Vec<String>,
     pub faults: Faults,
     /// API requests seen (for fault schedules).
     pub api_requests: u64,

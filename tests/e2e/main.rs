@@ -3,6 +3,7 @@
 
 mod audit;
 mod client;
+mod deny;
 mod fixtures;
 mod formats;
 mod helpers;
