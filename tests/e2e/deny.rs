@@ -8,6 +8,24 @@ use sim::{fleet, FleetSpec};
 use crate::helpers::*;
 use crate::remediation::{Env, ENFORCE};
 
+/// Per firewall, how many deny rules it has.
+fn deny_counts(sim: &sim::Sim) -> Vec<(String, usize)> {
+    use shared::digitalocean::RuleAction;
+    sim.with_state(|s| {
+        s.firewalls
+            .iter()
+            .map(|f| {
+                let n = f
+                    .inbound_rules
+                    .iter()
+                    .filter(|r| r.action == RuleAction::Deny)
+                    .count();
+                (f.id.clone(), n)
+            })
+            .collect()
+    })
+}
+
 /// A fleet where every Droplet has a defect, deny cases among them.
 fn deny_fleet() -> sim::State {
     let mut spec = FleetSpec::new(240, 11);
@@ -89,20 +107,7 @@ async fn each_deny_case_gives_its_findings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remediation_never_removes_or_changes_a_deny_rule() {
     let sim = start(deny_fleet()).await;
-    let denies_before = sim.with_state(|s| {
-        s.firewalls
-            .iter()
-            .map(|f| {
-                (
-                    f.id.clone(),
-                    f.inbound_rules
-                        .iter()
-                        .filter(|r| r.action == shared::digitalocean::RuleAction::Deny)
-                        .count(),
-                )
-            })
-            .collect::<Vec<_>>()
-    });
+    let denies_before = deny_counts(&sim);
     assert!(denies_before.iter().any(|(_, n)| *n > 0));
     let env = Env::new(&ENFORCE.replace("max_changes_per_run = 100", "max_changes_per_run = 1000"));
     let run = env.run(&sim, &["remediate", "--format", "json"]).await;
@@ -123,20 +128,7 @@ async fn remediation_never_removes_or_changes_a_deny_rule() {
         sim.with_state(|s| s.deny_rules_lost.clone()),
         Vec::<String>::new()
     );
-    let denies_after = sim.with_state(|s| {
-        s.firewalls
-            .iter()
-            .map(|f| {
-                (
-                    f.id.clone(),
-                    f.inbound_rules
-                        .iter()
-                        .filter(|r| r.action == shared::digitalocean::RuleAction::Deny)
-                        .count(),
-                )
-            })
-            .collect::<Vec<_>>()
-    });
+    let denies_after = deny_counts(&sim);
     for (id, n) in denies_before.iter().filter(|(_, n)| *n > 0) {
         assert!(
             denies_after.contains(&(id.clone(), *n)),

@@ -526,23 +526,8 @@ pub fn all() -> Vec<Example> {
             ),
         ));
     }
-    v.extend(deny_examples());
-    v
-}
-
-/// A deny rule.
-pub fn deny(protocol: Protocol, ports: &str, addresses: &[&str]) -> InboundRule {
-    InboundRule::deny(
-        protocol,
-        ports,
-        Targets::addresses(addresses.iter().copied()),
-    )
-}
-
-/// Deny rules (since 2026-09): exposure is what is allowed minus what is denied, across every
-/// covering firewall; a deny of internal peers closes nothing to outside addresses.
-fn deny_examples() -> Vec<Example> {
-    let mut v = Vec::new();
+    // Deny rules (since 2026-09): exposure is what is allowed minus what is denied, across
+    // every covering firewall; a deny of internal peers closes nothing to outside addresses.
     let world = ["0.0.0.0/0", "::/0"];
     for (rule, port) in [
         (FIREWALL_SSH_OPEN, "22"),
@@ -641,4 +626,13 @@ fn deny_examples() -> Vec<Example> {
         behind(vec![deny(Tcp, "all", &world)]),
     ));
     v
+}
+
+/// A deny rule.
+pub fn deny(protocol: Protocol, ports: &str, addresses: &[&str]) -> InboundRule {
+    InboundRule::deny(
+        protocol,
+        ports,
+        Targets::addresses(addresses.iter().copied()),
+    )
 }
