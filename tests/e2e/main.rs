@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod deny;
+mod exactly_once;
 mod fixtures;
 mod formats;
 mod helpers;

@@ -247,75 +247,33 @@ fn replay_key(id: &str) -> String {
     format!("webhooks/{hex}.json")
 }
 
-/// A signed delivery: verify the exact bytes, refuse repeats, re-check the touched Droplets.
+/// A signed delivery: verify the exact bytes, claim its id, re-check the touched Droplets.
 /// 401 for any signature failure (no detail), 413 over 256 KiB, 400 for a malformed event,
-/// 200 with the report.
+/// 200 with `{"duplicate": true}` for a delivery already claimed (by this instance or any
+/// other), 200 with the report.
 pub async fn handle_webhook(
     deps: &Deps,
     headers: &[(String, String)],
     body: &[u8],
     now: i64,
 ) -> HttpReply {
-    if body.len() > webhook::MAX_BODY {
-        return reply(
-            413,
-            json!({"error": format!("body larger than {} bytes", webhook::MAX_BODY)}),
-        );
-    }
-    let verified = match webhook::verify(&deps.webhook_secrets, headers, body, now) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(reason = %e, "webhook rejected");
-            return reply(401, json!({"error": "unauthorized"}));
-        }
+    let (verified, event) = match accept(deps, headers, body, now) {
+        Ok(accepted) => accepted,
+        Err(reply) => return reply,
     };
-    let event = match webhook::parse_event(body) {
-        Ok(e) => e,
-        Err(e) => return reply(400, json!({"error": e.to_string()})),
-    };
-    // Repeats: this instance's memory, then the store (other instances).
-    let fresh = deps
-        .replay
-        .lock()
-        .map(|mut g| g.check_and_remember(&verified.id, verified.timestamp, now))
-        .unwrap_or(true);
     let key = replay_key(&verified.id);
-    let seen = match deps.store.get(&key).await {
-        Ok(v) => v.is_some(),
+    match claim(deps, &verified, &event, &key, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(webhook_id = %verified.id, "repeated delivery not processed");
+            return reply(200, json!({"duplicate": true, "webhook_id": verified.id}));
+        }
         Err(e) => return reply(500, json!({"error": e.to_string()})),
-    };
-    if !fresh || seen {
-        tracing::info!(webhook_id = %verified.id, "repeated delivery not processed");
-        return reply(200, json!({"duplicate": true, "webhook_id": verified.id}));
     }
-    let marker = json!({"webhook_id": verified.id, "timestamp": verified.timestamp, "received_at": now_rfc3339(), "type": event.type_name()});
-    if let Err(e) = deps.store.put_json(&key, &marker).await {
-        return reply(500, json!({"error": e.to_string()}));
-    }
-    let outcome = async {
-        let ids = touched_droplets(&deps.client, &event).await?;
-        tracing::info!(
-            event = event.type_name(),
-            droplets = ids.len(),
-            "webhook event"
-        );
-        if ids.is_empty() {
-            let run = Run::start("webhook", &deps.client);
-            return Ok(empty_report(&run, &deps.client));
-        }
-        // Only Droplets that still exist (a deleted one has nothing left to check).
-        let existing = existing_droplets(&deps.client, &ids).await?;
-        if existing.is_empty() {
-            let run = Run::start("webhook", &deps.client);
-            return Ok(empty_report(&run, &deps.client));
-        }
-        recheck(deps, existing, "webhook").await
-    }
-    .await;
-    match outcome {
+    match process_event(deps, &event).await {
         Ok(report) => reply(200, serde_json::to_value(&report).unwrap_or(Value::Null)),
         Err(e) => {
-            // Let the sender retry: forget the delivery.
+            // Let the sender retry: release the claim.
             let _ = deps.store.delete(&key).await;
             if let Ok(mut g) = deps.replay.lock() {
                 *g = ReplayGuard::new();
@@ -324,6 +282,70 @@ pub async fn handle_webhook(
             reply(500, json!({"error": e.to_string()}))
         }
     }
+}
+
+/// The size limit, the signature over the exact bytes, then the event.
+fn accept(
+    deps: &Deps,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+) -> Result<(webhook::Verified, webhook::Event), HttpReply> {
+    if body.len() > webhook::MAX_BODY {
+        let error = format!("body larger than {} bytes", webhook::MAX_BODY);
+        return Err(reply(413, json!({"error": error})));
+    }
+    let verified = webhook::verify(&deps.webhook_secrets, headers, body, now).map_err(|e| {
+        tracing::warn!(reason = %e, "webhook rejected");
+        reply(401, json!({"error": "unauthorized"}))
+    })?;
+    let event =
+        webhook::parse_event(body).map_err(|e| reply(400, json!({"error": e.to_string()})))?;
+    Ok((verified, event))
+}
+
+/// Claims the delivery id: this instance's memory first, then an atomic create-if-absent in
+/// the state store, so that of two instances receiving the same delivery at once exactly one
+/// processes it. `false`: already claimed.
+async fn claim(
+    deps: &Deps,
+    verified: &webhook::Verified,
+    event: &webhook::Event,
+    key: &str,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
+    let fresh = deps
+        .replay
+        .lock()
+        .map(|mut g| g.check_and_remember(&verified.id, verified.timestamp, now))
+        .unwrap_or(true);
+    if !fresh {
+        return Ok(false);
+    }
+    let marker = json!({"webhook_id": verified.id, "timestamp": verified.timestamp,
+                        "received_at": now_rfc3339(), "type": event.type_name()});
+    deps.store.put_new_json(key, &marker).await
+}
+
+/// Re-checks the Droplets an event touched that still exist.
+async fn process_event(deps: &Deps, event: &webhook::Event) -> Result<Report, ServiceError> {
+    let ids = touched_droplets(&deps.client, event).await?;
+    tracing::info!(
+        event = event.type_name(),
+        droplets = ids.len(),
+        "webhook event"
+    );
+    // Only Droplets that still exist (a deleted one has nothing left to check).
+    let existing = if ids.is_empty() {
+        ids
+    } else {
+        existing_droplets(&deps.client, &ids).await?
+    };
+    if existing.is_empty() {
+        let run = Run::start("webhook", &deps.client);
+        return Ok(empty_report(&run, &deps.client));
+    }
+    recheck(deps, existing, "webhook").await
 }
 
 async fn existing_droplets(

@@ -46,6 +46,30 @@ impl StateStore for DirStore {
         Ok(())
     }
 
+    async fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        check_key(key)?;
+        let path = self.root.join(key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| self.io(key, e))?;
+        }
+        let opened = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await;
+        let mut f = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(self.io(key, e)),
+        };
+        f.write_all(body).await.map_err(|e| self.io(key, e))?;
+        f.sync_all().await.map_err(|e| self.io(key, e))?;
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         match tokio::fs::read(self.root.join(key)).await {

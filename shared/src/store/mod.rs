@@ -40,6 +40,11 @@ pub trait StateStore {
     /// Keys under a prefix, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Creates `key` only if it does not exist yet, atomically: `true` when this call created
+    /// it, `false` when it was already there (another run or instance claimed it first). S3:
+    /// a conditional `PUT` with `If-None-Match: *` (412 when the key exists); a directory:
+    /// create-exclusive (`O_EXCL`).
+    async fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, StoreError>;
     /// Where it keeps things, for messages.
     fn location(&self) -> String;
 }
@@ -91,6 +96,19 @@ impl Store {
             message: e.to_string(),
         })?;
         self.put(key, &body).await
+    }
+
+    /// `put_new` of a JSON value: `true` when this call created the key.
+    pub async fn put_new_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Decode {
+            location: key.into(),
+            message: e.to_string(),
+        })?;
+        self.put_new(key, &body).await
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
@@ -147,6 +165,12 @@ impl StateStore for Store {
             Store::S3(s) => s.delete(key).await,
         }
     }
+    async fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Store::Dir(s) => s.put_new(key, body).await,
+            Store::S3(s) => s.put_new(key, body).await,
+        }
+    }
     fn location(&self) -> String {
         match self {
             Store::Dir(s) => s.location(),
@@ -194,6 +218,29 @@ mod tests {
         s.delete("a/b.json").await.expect("deleting twice is fine");
         assert_eq!(s.list("a/").await.expect("list"), vec!["a/c.json"]);
         assert!(s.put("../escape", b"x").await.is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn put_new_claims_a_key_once_even_when_racing() {
+        let dir = std::env::temp_dir().join(format!("dg-store-{}", uuid::Uuid::new_v4()));
+        let s = Store::Dir(DirStore::new(dir.clone()));
+        let tries = (0..16).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.put_new("webhooks/x.json", format!("{i}").as_bytes())
+                    .await
+            })
+        });
+        let mut won = 0;
+        for t in tries {
+            won += usize::from(t.await.expect("task").expect("put_new"));
+        }
+        assert_eq!(won, 1, "exactly one claim wins");
+        assert!(!s
+            .put_new("webhooks/x.json", b"again")
+            .await
+            .expect("put_new"));
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -165,6 +165,24 @@ impl StateStore for S3Store {
         }
     }
 
+    async fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let headers = [
+            ("content-type", "application/json".to_string()),
+            ("if-none-match", "*".to_string()),
+        ];
+        let r = self
+            .client
+            .send("s3", Method::PUT, &self.url(key), &headers, body)
+            .await?;
+        match r.status {
+            200..=299 => Ok(true),
+            // 412: the key exists; 409: a concurrent conditional write is in flight.
+            412 | 409 => Ok(false),
+            status => Err(self.fail(key, status, &r.body)),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         let r = self
