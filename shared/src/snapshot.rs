@@ -87,10 +87,20 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             droplets,
-            firewalls: firewalls?,
+            firewalls: unique_firewalls(firewalls?),
             vpcs: vpcs.map_err(|e| e.to_string()),
             ssh_keys: keys.map_err(|e| e.to_string()),
             ssh: Default::default(),
         })
     }
+}
+
+/// The firewalls, each once: a list that names one twice (a page boundary moving under
+/// concurrent changes, or a faulty API) must not give one finding twice.
+fn unique_firewalls(firewalls: Vec<Firewall>) -> Vec<Firewall> {
+    let mut seen = HashSet::new();
+    firewalls
+        .into_iter()
+        .filter(|f| seen.insert(f.id.clone()))
+        .collect()
 }

@@ -405,3 +405,28 @@ async fn demo_shows_the_insecure_fleet() {
     }
     assert!(stdout.contains("Droplets audited"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firewall_listed_twice_gives_one_finding() {
+    // ../shared/cases/hostile-api/08: the firewall list names one firewall twice.
+    let mut st = fixtures::known();
+    let heavy = st
+        .firewalls
+        .iter()
+        .find(|f| f.id == fixtures::TAG_HEAVY)
+        .cloned()
+        .expect("tag-heavy");
+    st.firewalls.push(heavy);
+    let sim = start(st).await;
+    let run = cli_with_policy(&sim, fixtures::POLICY, &["audit", "--format", "json"]).await;
+    let limits: Vec<_> = run.json()["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "firewall.limits")
+        .cloned()
+        .collect();
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    assert_eq!(finding_keys(&run.json()), fixtures::known_expected());
+    sim.shutdown().await;
+}
