@@ -317,6 +317,45 @@ async fn two_runs_at_once_converge() {
     );
     assert!(ra.code == 1 && rb.code == 1, "{}\n{}", ra.stderr, rb.stderr);
     assert_eq!(baseline_count(&sim), 1, "one baseline firewall");
+    // Each run's record says what that run itself did: at most one claims to have created the
+    // surviving firewall; one that created another says it removed it as a duplicate, or that
+    // the other run removes it.
+    let survivor = sim.with_state(|s| {
+        s.firewalls
+            .iter()
+            .find(|f| f.name == "dropletguard-baseline")
+            .map(|f| f.id.clone())
+            .unwrap_or_default()
+    });
+    let creates: Vec<Value> = a
+        .ledger()
+        .into_iter()
+        .chain(b.ledger())
+        .filter(|c| c["action"] == "create-baseline-firewall")
+        .collect();
+    let claims_survivor = creates
+        .iter()
+        .filter(|c| c["after"]["created"] == survivor.as_str())
+        .count();
+    assert!(claims_survivor <= 1, "{creates:?}");
+    for c in &creates {
+        let did = c["after"]["did"].as_str().unwrap_or_default();
+        match c["after"]["created"].as_str() {
+            Some(id) if id == survivor => {
+                assert_eq!(did, format!("created {id}"));
+                assert_eq!(c["resource"]["id"], id);
+            }
+            Some(id) => {
+                assert!(did.starts_with(&format!("created {id}")), "{did}");
+                assert!(did.contains(&survivor), "{did}");
+                assert_eq!(
+                    c["resource"]["id"], id,
+                    "the record is about the firewall this run made"
+                );
+            }
+            None => assert_eq!(did, format!("found {survivor}")),
+        }
+    }
     let tags = sim.with_state(|s| {
         s.tags
             .iter()

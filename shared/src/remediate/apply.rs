@@ -31,21 +31,52 @@ pub(crate) async fn apply(
     Ok(changes)
 }
 
+/// What [`ensure_firewall`] did, as this call itself did it.
+#[derive(Debug, Clone)]
+pub(crate) struct Ensured {
+    /// The firewall kept: the oldest of that name.
+    pub kept: Firewall,
+    /// The id of the firewall this call created, if it created one (it may not be `kept`: a
+    /// concurrent run's older one wins, and this one is removed as its duplicate).
+    pub created: Option<String>,
+    /// Duplicates this call deleted.
+    pub removed: Vec<String>,
+}
+
+impl Ensured {
+    /// What this call did, in words: `created X`, `created X, then removed it as a duplicate
+    /// of Y`, `found X`.
+    pub fn summary(&self) -> String {
+        let kept = &self.kept.id;
+        match &self.created {
+            Some(c) if c == kept => format!("created {c}"),
+            Some(c) if self.removed.contains(c) => {
+                format!("created {c}, then removed it as a duplicate of {kept} (older)")
+            }
+            Some(c) => format!("created {c}; {kept} (older) is kept, and another run removes {c}"),
+            None => format!("found {kept}"),
+        }
+    }
+}
+
 /// Finds or creates the firewall `request.name`, makes sure it carries `request.tags`, and
 /// removes duplicates left by concurrent runs (the oldest is kept). Idempotent by re-reading:
 /// a create that answered 5xx but committed is found on the re-read, not created twice.
-/// Returns the firewall, whether this call created one, and the duplicates it removed.
 pub(crate) async fn ensure_firewall(
     client: &Client,
     request: &FirewallRequest,
-) -> Result<(Firewall, bool, Vec<String>), ApiError> {
+) -> Result<Ensured, ApiError> {
     for t in &request.tags {
         client.create_tag(t).await?;
     }
     let fws = client.list_firewalls().await?;
     let (fw, created) = match find_named(&fws, &request.name) {
-        Some(fw) => (fw.clone(), false),
-        None => (create_once(client, request).await?, true),
+        Some(fw) => (fw.clone(), None),
+        None => {
+            let fw = create_once(client, request).await?;
+            let id = fw.id.clone();
+            (fw, Some(id))
+        }
     };
     // Converge: concurrent runs may each have created one.
     let fws = client.list_firewalls().await?;
@@ -70,7 +101,11 @@ pub(crate) async fn ensure_firewall(
     if !missing.is_empty() {
         client.add_tags_to_firewall(&keep.id, &missing).await?;
     }
-    Ok((keep, created, removed))
+    Ok(Ensured {
+        kept: keep,
+        created,
+        removed,
+    })
 }
 
 /// Creates the firewall; after an answer that may hide a committed create, re-reads first.

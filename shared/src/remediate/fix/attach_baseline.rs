@@ -309,15 +309,19 @@ async fn create(
     request: &FirewallRequest,
 ) -> Result<(Change, Option<String>), RemediateError> {
     let r = ensure_firewall(cx.client, request).await;
-    let (id, after) = match &r {
-        Ok((fw, created, removed)) => (
-            fw.id.clone(),
-            json!({"id": fw.id, "name": fw.name, "tags": fw.tags, "inbound_rules": fw.inbound_rules,
-                   "outbound_rules": fw.outbound_rules, "created": created, "duplicates_removed": removed}),
-        ),
-        Err(_) => (s.resource.id.clone(), Value::Null),
+    let (id, after, result) = match &r {
+        Ok(e) => {
+            let fw = &e.kept;
+            let after = json!({"id": fw.id, "name": fw.name, "tags": fw.tags, "inbound_rules": fw.inbound_rules,
+                   "outbound_rules": fw.outbound_rules, "created": e.created, "duplicates_removed": e.removed,
+                   "did": e.summary()});
+            // The record names what this run created, when it created one.
+            let id = e.created.clone().unwrap_or_else(|| fw.id.clone());
+            (id, after, "ok".to_string())
+        }
+        Err(e) => (s.resource.id.clone(), Value::Null, format!("failed: {e}")),
     };
-    let mut entry = Entry::for_step(s, Value::Null, after, result_of(&r));
+    let mut entry = Entry::for_step(s, Value::Null, after, result);
     entry.resource = ChangeResource {
         kind: ResourceType::Firewall,
         id,

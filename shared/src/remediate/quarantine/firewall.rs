@@ -99,7 +99,7 @@ pub(super) async fn ensure(
     client: &Client,
     request: &FirewallRequest,
 ) -> Result<Firewall, RemediateError> {
-    let (fw, _, _) = ensure_firewall(client, request).await?;
+    let fw = ensure_firewall(client, request).await?.kept;
     let inb = |r: &InboundRule| key(&r.action, r.protocol, &r.ports, &r.sources);
     let out = |r: &OutboundRule| key(&r.action, r.protocol, &r.ports, &r.destinations);
     let have_in: BTreeSet<Key> = fw.inbound_rules.iter().map(inb).collect();
