@@ -11,8 +11,7 @@ use shared::webhook::{sign, Secret};
 use crate::helpers::*;
 use crate::remediation::{with_orphans, ENFORCE};
 
-#[path = "../common/moto.rs"]
-mod moto;
+use crate::store_s3::moto;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

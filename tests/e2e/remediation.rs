@@ -575,3 +575,80 @@ async fn without_management_ranges_nothing_risks_a_lockout() {
         .contains("management.cidrs is empty"));
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_cannot_take_records_stops_the_run_before_the_first_change() {
+    // ../shared/cases: `<state>/ledger` unwritable while the rest of the store works.
+    let sim = start(with_orphans(2)).await;
+    let env = Env::new(ENFORCE);
+    std::fs::write(env.dir.path().join("ledger"), b"not a directory").expect("block ledger/");
+    let run = env.run(&sim, &["remediate", "--format", "json"]).await;
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("state store"), "{}", run.stderr);
+    assert!(
+        writes(&sim.requests())
+            .iter()
+            .all(|r| r.path == "/v2/tags" && r.method == "POST")
+            && baseline_count(&sim) == 0,
+        "no change without its record: {:?}",
+        writes(&sim.requests())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_left_by_a_stopped_run_is_reconciled_and_reported() {
+    let sim = start(with_orphans(1)).await;
+    let env = Env::new(ENFORCE);
+    // What a run that stopped between announcing a change and recording it leaves behind.
+    let change = serde_json::json!({
+        "at": "2026-11-30T10:00:00Z", "resource": {"type": "droplet", "id": "100"},
+        "action": "attach-baseline-firewall", "before": null, "after": null, "result": "intended",
+        "rule": "firewall.missing", "reason": "attach", "trigger": "schedule", "run_id": "stopped-run"
+    });
+    let ledger_key = "ledger/2026-11-30/20261130T100000.000Z-stopped-run-0001.json";
+    let intent = serde_json::json!({"ledger_key": ledger_key, "intent_key": "intents/stopped-run-0001.json", "change": change});
+    for (key, body) in [
+        (ledger_key, &change),
+        ("intents/stopped-run-0001.json", &intent),
+    ] {
+        let path = env.dir.path().join(key);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, body.to_string()).expect("write");
+    }
+    let run = env.run(&sim, &["remediate", "--format", "json"]).await;
+    assert!(run.code <= 1, "{}{}", run.stdout, run.stderr);
+    let report = run.json();
+    let interrupted: Vec<_> = report["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["run_id"] == "stopped-run")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{}", report["changes"]);
+    assert!(interrupted[0]["result"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("interrupted"));
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.dir.path().join(ledger_key)).expect("record"),
+    )
+    .expect("json");
+    assert!(
+        stored["result"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("interrupted"),
+        "{stored}"
+    );
+    assert_eq!(
+        std::fs::read_dir(env.dir.path().join("intents"))
+            .expect("intents")
+            .count(),
+        0,
+        "no intent left"
+    );
+    // This run's own changes completed their intents.
+    assert!(env.ledger().iter().all(|c| c["result"] != "intended"));
+    sim.shutdown().await;
+}

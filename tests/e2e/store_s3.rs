@@ -7,7 +7,7 @@ use crate::helpers::*;
 use crate::remediation::{with_orphans, ENFORCE};
 
 #[path = "../common/moto.rs"]
-mod moto;
+pub(crate) mod moto;
 use moto::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,12 @@
 //! The change record: every change remediation makes, written to the state store as it
 //! happens, under `ledger/<date>/<time>-<run id>-<n>.json` (names sort in time order).
+//!
+//! Two phases, so that no change escapes the record: before a change, its record is written
+//! with the result `intended` (and an index entry under `intents/`); after it, the same record
+//! gets its result and the index entry is deleted. A store that cannot take records stops the
+//! run before its first write. A crash between the two leaves the intent, which the next run
+//! reconciles ([`Ledger::reconcile`]): the record's result becomes `interrupted: …`, and the
+//! run reports it.
 
 use chrono::Utc;
 use serde_json::Value;
@@ -15,7 +22,20 @@ pub struct Ledger<'a> {
     run_id: String,
     trigger: String,
     seq: usize,
+    /// Intents written and not yet completed.
+    pending: Vec<Intent>,
 }
+
+/// An announced change: the ledger record holding it, and its index entry.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Intent {
+    ledger_key: String,
+    intent_key: String,
+    change: Change,
+}
+
+/// The result of a change whose run stopped between its intent and its record.
+pub const INTERRUPTED: &str = "interrupted: the run stopped after announcing this change and before recording its result; re-read the resource to see whether it happened";
 
 /// One change as it is recorded: what, on which resource, before and after, and why.
 #[derive(Debug, Clone)]
@@ -55,13 +75,12 @@ impl<'a> Ledger<'a> {
             run_id: run_id.to_string(),
             trigger: trigger.to_string(),
             seq: 0,
+            pending: Vec::new(),
         }
     }
 
-    /// Saves one change record. Errors: the store could not take it (the caller stops).
-    pub async fn record(&mut self, entry: Entry<'_>) -> Result<Change, StoreError> {
-        self.seq += 1;
-        let change = Change {
+    fn change(&self, entry: Entry<'_>) -> Change {
+        Change {
             at: now_rfc3339(),
             resource: entry.resource,
             action: entry.action.to_string(),
@@ -72,16 +91,83 @@ impl<'a> Ledger<'a> {
             reason: entry.reason.to_string(),
             trigger: self.trigger.clone(),
             run_id: self.run_id.clone(),
+        }
+    }
+
+    /// Announces a change before it is made: its ledger record, with the result `intended`.
+    /// Errors: the store could not take it (the caller stops before changing anything).
+    pub async fn intend(&mut self, entry: &Entry<'_>) -> Result<(), StoreError> {
+        self.seq += 1;
+        let mut change = self.change(entry.clone());
+        change.result = "intended".into();
+        let intent = Intent {
+            ledger_key: self.ledger_key(),
+            intent_key: format!("intents/{}-{:04}.json", self.run_id, self.seq),
+            change,
         };
+        self.store
+            .put_json(&intent.ledger_key, &intent.change)
+            .await?;
+        self.store.put_json(&intent.intent_key, &intent).await?;
+        self.pending.push(intent);
+        Ok(())
+    }
+
+    /// Completes every intent a stopped run left (any run's but this one's): its record's
+    /// result becomes `interrupted: …`. Returns those records.
+    pub async fn reconcile(&mut self) -> Result<Vec<Change>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.store.list("intents/").await? {
+            let Some(mut intent) = self.store.get_json::<Intent>(&key).await? else {
+                continue;
+            };
+            if intent.change.run_id == self.run_id {
+                continue;
+            }
+            intent.change.result = INTERRUPTED.into();
+            self.store
+                .put_json(&intent.ledger_key, &intent.change)
+                .await?;
+            self.store.delete(&key).await?;
+            let c = intent.change;
+            tracing::warn!(action = %c.action, resource = %c.resource.id, run = %c.run_id, "interrupted change reconciled");
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    fn ledger_key(&self) -> String {
         let now = Utc::now();
-        let key = format!(
+        format!(
             "ledger/{}/{}-{}-{:04}.json",
             now.format("%Y-%m-%d"),
             now.format("%Y%m%dT%H%M%S%.3fZ"),
             self.run_id,
             self.seq
-        );
+        )
+    }
+
+    /// Saves one change record, completing its intent when one was announced (the same
+    /// resource and action; a create names the firewall only once it exists). Errors: the
+    /// store could not take it (the caller stops).
+    pub async fn record(&mut self, entry: Entry<'_>) -> Result<Change, StoreError> {
+        let change = self.change(entry);
+        let (id, action) = (&change.resource.id, &change.action);
+        let same = |i: &Intent| i.change.resource.id == *id && i.change.action == *action;
+        let found = self.pending.iter().position(same);
+        let found = found.or_else(|| self.pending.iter().position(|i| i.change.action == *action));
+        let intent = found.map(|i| self.pending.remove(i));
+        let key = match &intent {
+            Some(i) => i.ledger_key.clone(),
+            None => {
+                self.seq += 1;
+                self.ledger_key()
+            }
+        };
         self.store.put_json(&key, &change).await?;
+        if let Some(i) = intent {
+            self.store.delete(&i.intent_key).await?;
+        }
         tracing::info!(action = %change.action, resource = %change.resource.id, result = %change.result, "change recorded");
         Ok(change)
     }

@@ -90,7 +90,9 @@ pub async fn remediate(
         ledger: Ledger::new(store, &run.id, &run.trigger),
         ssh: opts.ssh,
     };
-    let changes = apply::apply(&mut cx, &plan).await?;
+    // Changes a stopped run announced and never recorded: recorded now, and reported.
+    let mut changes = cx.ledger.reconcile().await?;
+    changes.extend(apply::apply(&mut cx, &plan).await?);
     // What is true now.
     let (snapshot, mut findings) = if changes.is_empty() {
         (snapshot, findings)

@@ -265,11 +265,17 @@ async fn apply(cx: &mut ApplyContext<'_>, steps: &[&Step]) -> Result<Vec<Change>
     for s in steps {
         match params::<Params>(s)? {
             Params::Create { request } => {
+                cx.ledger
+                    .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
+                    .await?;
                 let (change, err) = create(cx, s, &request).await?;
                 changes.push(change);
                 firewall_error = firewall_error.or(err);
             }
             Params::TagFirewall { firewall_id, tag } => {
+                cx.ledger
+                    .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
+                    .await?;
                 let r = tag_firewall(cx, &firewall_id, &tag).await;
                 firewall_error = firewall_error.or(r.as_ref().err().map(ToString::to_string));
                 let entry = Entry::for_step(
@@ -290,7 +296,19 @@ async fn apply(cx: &mut ApplyContext<'_>, steps: &[&Step]) -> Result<Vec<Change>
     }
     let result = match &firewall_error {
         Some(e) => format!("failed: the baseline firewall is not available: {e}"),
-        None => tag_droplets(cx, &attach).await,
+        None => {
+            for (s, _, _, before, after) in &attach {
+                cx.ledger
+                    .intend(&Entry::for_step(
+                        s,
+                        before.clone(),
+                        after.clone(),
+                        String::new(),
+                    ))
+                    .await?;
+            }
+            tag_droplets(cx, &attach).await
+        }
     };
     for (s, _, _, before, after) in attach {
         changes.push(

@@ -90,6 +90,15 @@ impl Fix for NarrowRules {
             for s in steps {
                 let p: Params = params(s)?;
                 for edit in &p.edits {
+                    let before = json!({"rule": edit.before});
+                    cx.ledger
+                        .intend(&Entry::for_step(
+                            s,
+                            before,
+                            json!({"rules": edit.after}),
+                            String::new(),
+                        ))
+                        .await?;
                     let result = match narrow(cx, &p.firewall_id, edit).await {
                         Ok(text) => text.to_string(),
                         Err(e) => format!("failed: {e}"),

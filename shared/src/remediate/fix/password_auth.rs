@@ -84,6 +84,9 @@ impl Fix for DisablePasswordAuth {
             let mut changes = Vec::new();
             for s in steps {
                 let p: Params = params(s)?;
+                cx.ledger
+                    .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
+                    .await?;
                 let (before, after, result) = match disable(cx, p.target).await {
                     Ok(fix) => (
                         json!({"sshd": fix.before}),
