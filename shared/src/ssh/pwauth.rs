@@ -141,13 +141,13 @@ pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-struct Remote<'a> {
+pub(crate) struct Remote<'a> {
     session: &'a Session,
     sudo: bool,
 }
 
 impl<'a> Remote<'a> {
-    fn new(session: &'a Session) -> Self {
+    pub(crate) fn new(session: &'a Session) -> Self {
         Remote {
             session,
             sudo: session.user() != "root",
@@ -155,7 +155,7 @@ impl<'a> Remote<'a> {
     }
 
     /// Run a POSIX shell script as root (via `sudo -n` if needed).
-    async fn sh(&self, script: &str) -> Result<ExecOutput, SshError> {
+    pub(crate) async fn sh(&self, script: &str) -> Result<ExecOutput, SshError> {
         let script = format!(
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; \
              export PATH; LC_ALL=C; export LC_ALL; {script}"
@@ -169,7 +169,7 @@ impl<'a> Remote<'a> {
     }
 
     /// Like `sh` but a non-zero exit is an error with `what` and stderr.
-    async fn sh_ok(&self, what: &str, script: &str) -> Result<String, String> {
+    pub(crate) async fn sh_ok(&self, what: &str, script: &str) -> Result<String, String> {
         match self.sh(script).await {
             Ok(out) if out.status == 0 => Ok(out.stdout),
             Ok(out) => Err(format!(
@@ -204,7 +204,7 @@ pub(crate) enum Plan {
 }
 
 /// Split a config line into (lower-case keyword, rest). Comments/blank → None.
-fn keyword(line: &str) -> Option<(String, &str)> {
+pub(crate) fn keyword(line: &str) -> Option<(String, &str)> {
     let t = line.trim_start();
     if t.is_empty() || t.starts_with('#') {
         return None;
@@ -216,6 +216,29 @@ fn keyword(line: &str) -> Option<(String, &str)> {
     let rest = rest.trim_start();
     let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
     Some((kw.to_ascii_lowercase(), rest))
+}
+
+/// The arguments of every `Include` line of the main file, relative ones resolved against
+/// `/etc/ssh` (sshd_config(5)), quotes removed; each may be a glob.
+pub(crate) fn sshd_config_includes(main_text: &str) -> Vec<String> {
+    main_text
+        .lines()
+        .filter_map(keyword)
+        .filter(|(kw, _)| kw == "include")
+        .flat_map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .map(|arg| {
+            let arg = arg.trim_matches('"');
+            if arg.starts_with('/') {
+                arg.to_string()
+            } else {
+                format!("{SSHDIR}/{arg}")
+            }
+        })
+        .collect()
 }
 
 /// Minimal `fnmatch` for `*` and `?` (enough for `*.conf`).
@@ -433,7 +456,7 @@ struct Written {
     baseline: Vec<String>,
 }
 
-const SSHD: &str = "\"$(command -v sshd || echo /usr/sbin/sshd)\"";
+pub(crate) const SSHD: &str = "\"$(command -v sshd || echo /usr/sbin/sshd)\"";
 
 impl Fixer<'_> {
     fn not_started(&self, step: &'static str, detail: String) -> SshError {
