@@ -329,7 +329,7 @@ async fn disable_password_auth(
     let session = crate::ssh::connect(target, &access.user, key, access.timeout)
         .await
         .map_err(|e| format!("key login failed, nothing changed (password login may be the owners' only way in): {e}"))?;
-    let fix = crate::ssh::disable_password_auth(
+    let fix = crate::ssh::disable_password_auth_probing(
         &session,
         target,
         &access.user,
@@ -337,6 +337,7 @@ async fn disable_password_auth(
         &policy.ssh.sshd_config,
         policy.ssh.port,
         access.timeout,
+        &policy.ssh.probe_users,
     )
     .await;
     session.close().await;

@@ -5,7 +5,8 @@
 //! the block's criteria match (`user=…,host=…,addr=…,laddr=…,lport=…`), and
 //! `sshd -T -C <that> -f <main file>` gives the effective settings for it (sshd_config(5),
 //! sshd(8) `-C`). A block whose connection gets `passwordauthentication yes` or
-//! `kbdinteractiveauthentication yes` offers passwords to whoever it matches.
+//! `kbdinteractiveauthentication yes` where the global settings (`sshd -T` without `-C`, no
+//! `Match` applied) say `no` turns passwords on for whoever it matches.
 
 use serde::{Deserialize, Serialize};
 
@@ -188,43 +189,59 @@ pub async fn read_match_blocks(
     config: &str,
     defaults: &ConnectionDefaults,
 ) -> Result<Vec<MatchBlock>, String> {
-    let remote = Remote::new(session);
-    let files = read_config_files(&remote, config).await?;
+    match_blocks_via(&Remote::new(session), config, defaults).await
+}
+
+/// [`read_match_blocks`] over a [`Remote`] (as root, through `sudo -n` when needed).
+pub(crate) async fn match_blocks_via(
+    remote: &Remote<'_>,
+    config: &str,
+    defaults: &ConnectionDefaults,
+) -> Result<Vec<MatchBlock>, String> {
+    let files = read_config_files(remote, config).await?;
     let mut blocks: Vec<MatchBlock> = Vec::new();
     for (file, text) in &files {
         for (line, criteria) in match_lines(text) {
             let spec = test_spec(&criteria, defaults);
+            let (file, offers) = (file.clone(), Vec::new());
             blocks.push(MatchBlock {
-                file: file.clone(),
+                file,
                 line,
                 criteria,
                 spec,
-                offers: Vec::new(),
+                offers,
             });
         }
     }
     if blocks.is_empty() {
         return Ok(blocks);
     }
-    let dumps = effective_per_spec(&remote, config, &blocks).await?;
+    let (global, dumps) = effective_per_spec(remote, config, &blocks).await?;
+    let global = offers(&global);
     for (block, dump) in blocks.iter_mut().zip(dumps) {
         block.offers = offers(&dump?);
+        block.offers.retain(|m| !global.contains(m));
         block.spec = readable_spec(&block.spec);
     }
     Ok(blocks)
 }
 
-/// Runs `sshd -T -C <spec>` for each block in one remote script; one result per block.
+/// Runs `sshd -T` (the global settings, no `Match` applied) and `sshd -T -C <spec>` for each
+/// block, in one remote script: the global dump and one result per block.
 pub(crate) async fn effective_per_spec(
     remote: &Remote<'_>,
     config: &str,
     blocks: &[MatchBlock],
-) -> Result<Vec<Result<String, String>>, String> {
+) -> Result<(String, Vec<Result<String, String>>), String> {
     let mut script = String::from(
         "dg_member() { m=$(getent group \"$1\" | cut -d: -f4 | cut -d, -f1); \
          [ -n \"$m\" ] || m=$(getent passwd | awk -F: -v g=\"$(getent group \"$1\" | cut -d: -f3)\" \
          '$4==g {print $1; exit}'); echo \"$m\"; }\n",
     );
+    script.push_str(&format!(
+        "echo '==> global'; {SSHD} -T -f {}\n",
+        sh_quote(config)
+    ));
     for (i, b) in blocks.iter().enumerate() {
         script.push_str(&format!(
             "echo '==> {i}'; {SSHD} -T -C {} -f {} 2>&1 || echo 'dropletguard: sshd -T failed'\n",
@@ -234,7 +251,12 @@ pub(crate) async fn effective_per_spec(
     }
     let dump = remote.sh_ok("sshd -T -C per Match block", &script).await?;
     let parts = split_dump(&dump);
-    Ok(blocks
+    let global = parts
+        .iter()
+        .find(|(k, _)| k == "global")
+        .map(|(_, out)| out.clone())
+        .ok_or("sshd -T printed nothing")?;
+    let each = blocks
         .iter()
         .enumerate()
         .map(
@@ -244,7 +266,8 @@ pub(crate) async fn effective_per_spec(
                 None => Err(format!("{}: no sshd -T output", b.describe())),
             },
         )
-        .collect())
+        .collect();
+    Ok((global, each))
 }
 
 #[cfg(test)]

@@ -14,6 +14,6 @@ pub use client::{connect, probe, probe_many, ExecOutput, ProbeResult, Session, P
 pub use error::{Rollback, SshError};
 pub use key::ManagementKey;
 pub use matchblocks::{read_match_blocks, ConnectionDefaults, MatchBlock};
-pub use pwauth::{disable_password_auth, PasswordAuthFix};
+pub use pwauth::{disable_password_auth, disable_password_auth_probing, PasswordAuthFix};
 #[doc(hidden)]
 pub use pwauth::{disable_password_auth_with_fault, Fault};
