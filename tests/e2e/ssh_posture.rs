@@ -308,3 +308,51 @@ async fn netstat_fallback_sees_tcp_and_names_processes_by_pid() {
     );
     sim.shutdown().await;
 }
+
+/// OpenSSH >= 9.8 penalises each connection that ends without logging in (`noauth`, 1 s) and
+/// refuses the source once 15 s are outstanding. Five audits back to back (20 probes as four
+/// users, one an unknown user, and 5 key logins) are never refused; the same server does
+/// refuse a burst of unauthenticated connections, so the first part is not passing by accident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs OpenSSH >= 9.8 extracted by `make openssh-newer`: DROPLETGUARD_TEST_SSHD_ROOT=.tools/openssh"]
+async fn audits_are_never_refused_by_per_source_penalties() {
+    let root = std::env::var("DROPLETGUARD_TEST_SSHD_ROOT").expect("DROPLETGUARD_TEST_SSHD_ROOT");
+    let sshd = TestSshd::start(Opts {
+        sshd_root: Some(std::path::PathBuf::from(root)),
+        ..Opts::default()
+    });
+    let version = shared::ssh::probe(sshd.addr, "root", T)
+        .await
+        .expect("probe");
+    assert!(version.server_version.contains("OpenSSH_1"), "{version:?}");
+    let sim = sim_on_loopback().await;
+    let key = sshd.key_path.to_str().expect("utf-8").to_string();
+    let with_key = [("DROPLETGUARD_SSH_KEY_FILE", key.as_str())];
+    let policy = format!(
+        "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nport = {}\nsshd_config = \"{}\"\n\
+         probe_users = [\"root\", \"www-data\", \"nobody\", \"no-such-user\"]\n",
+        sshd.port,
+        sshd.config_str()
+    );
+    let env = Env::new(&policy);
+    for run in 0..5 {
+        let out = env
+            .run_env(&sim, &["audit", "--format", "json"], &with_key)
+            .await;
+        let report = out.json();
+        let unknown: Vec<&Value> = report["findings"]
+            .as_array()
+            .map(|v| v.iter().filter(|f| f["status"] == "unknown").collect())
+            .unwrap_or_default();
+        assert!(unknown.is_empty(), "run {run}: {unknown:?}");
+    }
+    // A burst without spacing: the server refuses the source before long.
+    let mut refused = 0;
+    for _ in 0..40 {
+        if shared::ssh::probe(sshd.addr, "root", T).await.is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "penalties are on: {}", sshd.log_text());
+    sim.shutdown().await;
+}

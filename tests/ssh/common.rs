@@ -31,6 +31,9 @@ pub struct Opts {
     /// `../shared/cases/ssh/` (`@DIR@`, `@ADDR@` = 127.0.0.1, `@PORT@`); the host key is at
     /// `@DIR@/hostkey`.
     pub config_template: Option<String>,
+    /// Another OpenSSH build's root (an extracted package: `usr/sbin/sshd`,
+    /// `usr/lib/openssh/sshd-session`, `sshd-auth`) instead of the system's sshd.
+    pub sshd_root: Option<PathBuf>,
 }
 
 pub struct TestSshd {
@@ -140,7 +143,24 @@ impl TestSshd {
         }
         let log = d.join("sshd.log");
         let logf = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(SSHD)
+        let sshd = match &opts.sshd_root {
+            Some(root) => {
+                let lib = root.join("usr/lib/openssh");
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&config)
+                    .expect("config");
+                let paths = format!(
+                    "SshdSessionPath {}\nSshdAuthPath {}\n",
+                    lib.join("sshd-session").display(),
+                    lib.join("sshd-auth").display()
+                );
+                std::io::Write::write_all(&mut f, paths.as_bytes()).expect("append paths");
+                root.join("usr/sbin/sshd")
+            }
+            None => PathBuf::from(SSHD),
+        };
+        let child = Command::new(sshd)
             .arg("-D")
             .arg("-e")
             .arg("-f")
