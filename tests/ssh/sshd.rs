@@ -672,7 +672,8 @@ async fn match_blocks_in_a_dropin_are_read_and_turned_off() {
     std::fs::write(
         &dropin,
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nMatch User www-data\n    \
-         PasswordAuthentication yes\nMatch Address 10.0.0.0/8\n    KbdInteractiveAuthentication yes\n",
+         PasswordAuthentication yes\nMatch Address 10.0.0.0/8\n    KbdInteractiveAuthentication yes\n\
+         Match Group nogroup\n    KbdInteractiveAuthentication yes\n",
     )
     .expect("write drop-in");
     let session = shared::ssh::connect(s.addr, "root", &s.key, T)
@@ -702,6 +703,11 @@ async fn match_blocks_in_a_dropin_are_read_and_turned_off() {
                 format!("Match Address 10.0.0.0/8 ({file}:5)"),
                 vec!["keyboard-interactive".to_string()]
             ),
+            // a member of the group (`nobody`, whose primary group it is) is looked up
+            (
+                format!("Match Group nogroup ({file}:7)"),
+                vec!["keyboard-interactive".to_string()]
+            ),
         ]
     );
     assert_eq!(
@@ -724,7 +730,11 @@ async fn match_blocks_in_a_dropin_are_read_and_turned_off() {
     .expect("fixed");
     session.close().await;
     assert_eq!(done.match_block_files, vec![file.clone()]);
-    for (user, addr) in [("www-data", "198.51.100.7"), ("root", "10.1.2.3")] {
+    for (user, addr) in [
+        ("www-data", "198.51.100.7"),
+        ("root", "10.1.2.3"),
+        ("nobody", "198.51.100.7"),
+    ] {
         assert_eq!(
             effective_as(&s, user, addr),
             vec![

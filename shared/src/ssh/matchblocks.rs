@@ -155,6 +155,17 @@ fn split_dump(dump: &str) -> Vec<(String, String)> {
     files
 }
 
+/// A path pattern for the shell to expand like sshd's glob(3): left bare when it holds only
+/// path and glob characters, else quoted whole (no expansion, no injection).
+fn shell_glob(pattern: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-*?[]".contains(c);
+    if pattern.chars().all(plain) {
+        pattern.to_string()
+    } else {
+        sh_quote(pattern)
+    }
+}
+
 /// Reads the main file and every file its `Include` lines name (a glob each), as
 /// (path, text), over `remote`.
 pub(crate) async fn read_config_files(
@@ -172,10 +183,13 @@ pub(crate) async fn read_config_files(
     if globs.is_empty() {
         return Ok(files);
     }
-    // Globs are expanded by the shell, so they are left unquoted (sshd's own glob(3) rules).
     let script = format!(
         "for f in {}; do [ -f \"$f\" ] && {{ echo \"==> $f\"; cat \"$f\"; echo; }}; done; true",
-        globs.join(" ")
+        globs
+            .iter()
+            .map(|g| shell_glob(g))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let dump = remote.sh_ok("reading Include'd files", &script).await?;
     files.extend(split_dump(&dump));
@@ -317,6 +331,16 @@ mod tests {
             vec!["password"]
         );
         assert!(offers("passwordauthentication no\n").is_empty());
+    }
+
+    #[test]
+    fn include_patterns_reach_the_shell_safely() {
+        assert_eq!(
+            shell_glob("/etc/ssh/sshd_config.d/*.conf"),
+            "/etc/ssh/sshd_config.d/*.conf"
+        );
+        assert_eq!(shell_glob("/x/$(reboot)*.conf"), "'/x/$(reboot)*.conf'");
+        assert_eq!(shell_glob("/x/a b.conf"), "'/x/a b.conf'");
     }
 
     #[test]
