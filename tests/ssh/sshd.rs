@@ -752,3 +752,36 @@ async fn match_blocks_in_a_dropin_are_read_and_turned_off() {
         .contains("PasswordAuthentication yes"));
     assert!(s.config_valid());
 }
+
+/// A change that spans the drop-in and another file's `Match` block is undone as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_match_block_change_restores_every_file() {
+    let s = TestSshd::start(password_on());
+    std::fs::write(
+        s.dropin_dir.join("60-deploy.conf"),
+        "Match User www-data\n    PasswordAuthentication yes\n",
+    )
+    .expect("write drop-in");
+    let files_before = s.snapshot();
+    let err = fix_with_fault(&s, Fault::BreakConfigAfterWrite)
+        .await
+        .expect_err("must fail");
+    assert!(
+        matches!(
+            &err,
+            SshError::FixRolledBack {
+                rollback: Rollback::RestoredNoReloadNeeded,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The Match block's file was written (its backup proves it), then put back.
+    assert!(s
+        .dir
+        .path()
+        .join("60-deploy.conf.dropletguard.bak")
+        .exists());
+    assert_eq!(s.snapshot(), files_before);
+    assert!(s.config_valid());
+}
