@@ -12,7 +12,7 @@ FUNCTIONS := scheduled-audit webhook incident-response actions-poller
 FUNCTION ?= incident-response
 EVENT ?= functions/$(FUNCTION)/events/$(firstword $(notdir $(wildcard functions/$(FUNCTION)/events/*.json)))
 
-.PHONY: help setup build build-lambda deploy invoke-local test lint demo sim bench clean
+.PHONY: help setup build build-lambda deploy invoke-local test lint demo sim bench clean openssh-newer
 
 help:
 	@echo "make setup   install what the tests need (openssh-server, Python validators, moto_server, cfn-lint, the SARIF schema)"
@@ -25,6 +25,7 @@ help:
 	@echo "make demo    audit an insecure simulated fleet (no token needed)"
 	@echo "make sim     serve the DigitalOcean API simulator on 127.0.0.1:8080"
 	@echo "make bench   run the benchmarks and write BENCHMARKS.md"
+	@echo "make openssh-newer   extract Debian backports' OpenSSH (>= 9.8) into $(TOOLS)/openssh for the PerSourcePenalties test"
 
 setup:
 	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-pip)
@@ -89,3 +90,10 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf $(TOOLS)
+
+openssh-newer:
+	@# Not installed: the package is unpacked beside the system's sshd, apt lists kept under $(TOOLS).
+	@mkdir -p $(TOOLS)/apt/lists/partial && echo 'deb http://deb.debian.org/debian bookworm-backports main' > $(TOOLS)/apt/sources.list
+	@apt-get -qq -o Dir::Etc::sourcelist=$(CURDIR)/$(TOOLS)/apt/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$(CURDIR)/$(TOOLS)/apt/lists update
+	@cd $(TOOLS)/apt && apt-get -qq -o Dir::Etc::sourcelist=$(CURDIR)/$(TOOLS)/apt/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$(CURDIR)/$(TOOLS)/apt/lists download openssh-server/bookworm-backports
+	@dpkg -x $(TOOLS)/apt/openssh-server_*.deb $(TOOLS)/openssh && $(TOOLS)/openssh/usr/sbin/sshd -V

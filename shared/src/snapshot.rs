@@ -27,6 +27,11 @@ pub struct SshObservation {
     pub probe: Option<Result<crate::ssh::ProbeResult, String>>,
     /// The listening sockets, or why they could not be listed; `None`: not listed.
     pub listeners: Option<Result<Vec<crate::ssh::listeners::Listener>, String>>,
+    /// Every `ssh.probe_users` probe, in order: (user, offered methods or why it failed).
+    pub user_probes: Vec<(String, Result<crate::ssh::ProbeResult, String>)>,
+    /// With the management key: each `Match` block's effective methods, or why they could not
+    /// be read; `None`: not read.
+    pub match_blocks: Option<Result<Vec<crate::ssh::MatchBlock>, String>>,
 }
 
 impl Default for Snapshot {

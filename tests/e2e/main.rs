@@ -12,5 +12,6 @@ mod quarantine;
 mod remediation;
 mod simulator;
 mod ssh_audit;
+mod ssh_posture;
 mod store_s3;
 mod webhook_cli;

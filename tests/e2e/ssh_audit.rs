@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::remediation::Env;
 
 #[path = "../ssh/common.rs"]
-mod sshd_common;
+pub(crate) mod sshd_common;
 
 use sshd_common::{free_port, Opts, TestSshd, T};
 

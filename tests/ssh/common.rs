@@ -25,6 +25,15 @@ pub struct Opts {
     pub wrong_authorized_key: bool,
     /// RSA host key and RSA management key instead of ed25519.
     pub rsa: bool,
+    /// Lines appended to the generated main file (e.g. `SetEnv PATH=…`).
+    pub extra_config: String,
+    /// A whole configuration instead of the generated one, with the placeholders of
+    /// `../shared/cases/ssh/` (`@DIR@`, `@ADDR@` = 127.0.0.1, `@PORT@`); the host key is at
+    /// `@DIR@/hostkey`.
+    pub config_template: Option<String>,
+    /// Another OpenSSH build's root (an extracted package: `usr/sbin/sshd`,
+    /// `usr/lib/openssh/sshd-session`, `sshd-auth`) instead of the system's sshd.
+    pub sshd_root: Option<PathBuf>,
 }
 
 pub struct TestSshd {
@@ -108,10 +117,21 @@ impl TestSshd {
             "# throwaway sshd for sshkit tests\n{first}Port {port}\nListenAddress 127.0.0.1\n\
              HostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
              UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n\
-             MaxStartups 100:30:200\nLogLevel VERBOSE\n{second}",
+             MaxStartups 100:30:200\nLogLevel VERBOSE\n{second}{extra}",
             hk = host_key.display(),
             d = d.display(),
+            extra = opts.extra_config,
         );
+        let body = match &opts.config_template {
+            Some(template) => {
+                std::fs::copy(&host_key, d.join("hostkey")).expect("copy host key");
+                template
+                    .replace("@DIR@", &d.display().to_string())
+                    .replace("@ADDR@", "127.0.0.1")
+                    .replace("@PORT@", &port.to_string())
+            }
+            None => body,
+        };
         let config = d.join("sshd_config");
         std::fs::write(&config, body).expect("write sshd_config");
         if opts.cloud_init_dropin {
@@ -123,7 +143,24 @@ impl TestSshd {
         }
         let log = d.join("sshd.log");
         let logf = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(SSHD)
+        let sshd = match &opts.sshd_root {
+            Some(root) => {
+                let lib = root.join("usr/lib/openssh");
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&config)
+                    .expect("config");
+                let paths = format!(
+                    "SshdSessionPath {}\nSshdAuthPath {}\n",
+                    lib.join("sshd-session").display(),
+                    lib.join("sshd-auth").display()
+                );
+                std::io::Write::write_all(&mut f, paths.as_bytes()).expect("append paths");
+                root.join("usr/sbin/sshd")
+            }
+            None => PathBuf::from(SSHD),
+        };
+        let child = Command::new(sshd)
             .arg("-D")
             .arg("-e")
             .arg("-f")

@@ -47,10 +47,7 @@ fn l(
         iface: iface.map(str::to_string),
         processes: procs
             .iter()
-            .map(|(name, pid)| Process {
-                name: name.to_string(),
-                pid: Some(*pid),
-            })
+            .map(|(name, pid)| Process::new(name, Some(*pid)))
             .collect(),
     }
 }

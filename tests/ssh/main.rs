@@ -2,6 +2,7 @@
 //! OpenSSH servers on loopback (never the machine's own sshd, never port 22), and the
 //! listening-socket parser against real and hand-made `ss`/`netstat` outputs.
 
+mod cases;
 mod common;
 mod listeners;
 mod sshd;

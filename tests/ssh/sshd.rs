@@ -642,3 +642,146 @@ async fn rsa_host_key_and_rsa_management_key() {
         assert!(err.to_string().contains("`rsa` feature"), "{err}");
     }
 }
+
+/// `sshd -T -C user=…` on the test server: our two keys' lines.
+fn effective_as(s: &TestSshd, user: &str, addr: &str) -> Vec<String> {
+    let spec = format!(
+        "user={user},host=h.example,addr={addr},laddr=127.0.0.1,lport={}",
+        s.port
+    );
+    let out = std::process::Command::new(crate::common::SSHD)
+        .args(["-T", "-C", &spec, "-f", s.config_str()])
+        .output()
+        .expect("sshd -T -C");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.starts_with("passwordauthentication ")
+                || l.starts_with("kbdinteractiveauthentication ")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A cloud-init style drop-in ending in `Match` blocks (a user, an address): the audit names
+/// each block with its file and line, and the removal turns passwords off inside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_blocks_in_a_dropin_are_read_and_turned_off() {
+    let s = TestSshd::start(Opts::default());
+    let dropin = s.dropin_dir.join("60-deploy.conf");
+    std::fs::write(
+        &dropin,
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nMatch User www-data\n    \
+         PasswordAuthentication yes\nMatch Address 10.0.0.0/8\n    KbdInteractiveAuthentication yes\n\
+         Match Group nogroup\n    KbdInteractiveAuthentication yes\n",
+    )
+    .expect("write drop-in");
+    let session = shared::ssh::connect(s.addr, "root", &s.key, T)
+        .await
+        .expect("login");
+    let defaults = shared::ssh::ConnectionDefaults {
+        user: "root".into(),
+        laddr: "127.0.0.1".into(),
+        lport: s.port,
+    };
+    let blocks = shared::ssh::read_match_blocks(&session, s.config_str(), &defaults)
+        .await
+        .expect("blocks read");
+    let seen: Vec<(String, Vec<String>)> = blocks
+        .iter()
+        .map(|b| (b.describe(), b.offers.clone()))
+        .collect();
+    let file = dropin.display().to_string();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                format!("Match User www-data ({file}:3)"),
+                vec!["password".to_string()]
+            ),
+            (
+                format!("Match Address 10.0.0.0/8 ({file}:5)"),
+                vec!["keyboard-interactive".to_string()]
+            ),
+            // a member of the group (`nobody`, whose primary group it is) is looked up
+            (
+                format!("Match Group nogroup ({file}:7)"),
+                vec!["keyboard-interactive".to_string()]
+            ),
+        ]
+    );
+    assert_eq!(
+        effective_as(&s, "www-data", "198.51.100.7")[0],
+        "passwordauthentication yes"
+    );
+
+    let users = ["root".to_string(), "www-data".to_string()];
+    let done = shared::ssh::disable_password_auth_probing(
+        &session,
+        s.addr,
+        "root",
+        &s.key,
+        s.config_str(),
+        s.port,
+        T,
+        &users,
+    )
+    .await
+    .expect("fixed");
+    session.close().await;
+    assert_eq!(done.match_block_files, vec![file.clone()]);
+    for (user, addr) in [
+        ("www-data", "198.51.100.7"),
+        ("root", "10.1.2.3"),
+        ("nobody", "198.51.100.7"),
+    ] {
+        assert_eq!(
+            effective_as(&s, user, addr),
+            vec![
+                "passwordauthentication no",
+                "kbdinteractiveauthentication no"
+            ],
+            "{user} from {addr}"
+        );
+    }
+    let text = std::fs::read_to_string(&dropin).expect("drop-in");
+    assert!(text.contains("#dropletguard-disabled#     PasswordAuthentication yes\n    PasswordAuthentication no\n"), "{text}");
+    let bak = s.dir.path().join("60-deploy.conf.dropletguard.bak");
+    assert!(std::fs::read_to_string(bak)
+        .expect("backup")
+        .contains("PasswordAuthentication yes"));
+    assert!(s.config_valid());
+}
+
+/// A change that spans the drop-in and another file's `Match` block is undone as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_match_block_change_restores_every_file() {
+    let s = TestSshd::start(password_on());
+    std::fs::write(
+        s.dropin_dir.join("60-deploy.conf"),
+        "Match User www-data\n    PasswordAuthentication yes\n",
+    )
+    .expect("write drop-in");
+    let files_before = s.snapshot();
+    let err = fix_with_fault(&s, Fault::BreakConfigAfterWrite)
+        .await
+        .expect_err("must fail");
+    assert!(
+        matches!(
+            &err,
+            SshError::FixRolledBack {
+                rollback: Rollback::RestoredNoReloadNeeded,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The Match block's file was written (its backup proves it), then put back.
+    assert!(s
+        .dir
+        .path()
+        .join("60-deploy.conf.dropletguard.bak")
+        .exists());
+    assert_eq!(s.snapshot(), files_before);
+    assert!(s.config_valid());
+}

@@ -75,6 +75,9 @@ pub struct SshPolicy {
     pub password_auth: PasswordAuth,
     pub probe: bool,
     pub sshd_config: String,
+    /// Users the agentless probe sends its `none` request as, one connection each (OpenSSH
+    /// refuses a change of user within a connection). Empty: the management user only.
+    pub probe_users: Vec<String>,
 }
 
 impl Default for SshPolicy {
@@ -84,6 +87,7 @@ impl Default for SshPolicy {
             password_auth: PasswordAuth::Forbid,
             probe: true,
             sshd_config: "/etc/ssh/sshd_config".into(),
+            probe_users: Vec::new(),
         }
     }
 }
@@ -240,6 +244,10 @@ impl Policy {
         if self.ssh.port == 0 {
             return Err(invalid("port", "ssh.port", "0 is not a port".into()));
         }
+        if let Some(u) = self.ssh.probe_users.iter().find(|u| !valid_user(u)) {
+            let message = format!("{u:?} is not a user name (no spaces, at most 32 characters)");
+            return Err(invalid("probe_users", "ssh.probe_users", message));
+        }
         for (key, value) in [
             ("firewall.baseline_name", &self.firewall.baseline_name),
             ("firewall.baseline_tag", &self.firewall.baseline_tag),
@@ -266,6 +274,11 @@ impl Policy {
 }
 
 /// DigitalOcean's tag name rule.
+/// A login name as `useradd` accepts it, loosely: 1-32 printable characters, no spaces.
+fn valid_user(u: &str) -> bool {
+    (1..=32).contains(&u.len()) && u.chars().all(|c| c.is_ascii_graphic() && c != ':')
+}
+
 pub fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 255
@@ -430,6 +443,8 @@ mode = "enforce"
         );
         let e = err("[firewall]\nrequired = \"yes\"\n");
         assert!(e.starts_with("p.toml:2: firewall.required"), "{e}");
+        let e = err("[ssh]\nprobe_users = [\"root\", \"www data\"]\n");
+        assert!(e.contains(":2: ssh.probe_users:"), "{e}");
         let e = err("[ssh]\npassword_auth = \"sometimes\"\n");
         assert!(e.starts_with("p.toml:2: ssh.password_auth"), "{e}");
     }

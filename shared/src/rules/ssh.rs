@@ -6,7 +6,10 @@ use crate::policy::PasswordAuth;
 use crate::report::{Finding, Severity, Status};
 use crate::rules::{droplet_resource, Ctx};
 use crate::rules::{SERVICE_EXPOSED, SSH_PASSWORD_AUTH};
+use crate::snapshot::SshObservation;
 use crate::ssh::listeners::{Listener, Proto};
+use crate::ssh::owners::owners_allowed;
+use crate::ssh::ProbeResult;
 
 /// Whether the Droplet's firewalls admit `port` over `proto` from the world (no firewall at
 /// all admits everything).
@@ -31,8 +34,82 @@ fn world_reachable(ctx: &Ctx<'_>, fws: &[usize], proto: Proto, port: u16) -> Opt
     })
 }
 
+/// The owners as the finding names them: kernel name, printed name when it differs, unit.
 fn process_names(l: &Listener) -> Vec<String> {
-    l.processes.iter().map(|p| p.name.clone()).collect()
+    l.processes.iter().map(ToString::to_string).collect()
+}
+
+/// The probes to judge: every probe user's, or the single probe of an older observation.
+fn probes(obs: &SshObservation) -> Vec<(Option<&str>, &Result<ProbeResult, String>)> {
+    if obs.user_probes.is_empty() {
+        obs.probe.iter().map(|p| (None, p)).collect()
+    } else {
+        obs.user_probes
+            .iter()
+            .map(|(u, p)| (Some(u.as_str()), p))
+            .collect()
+    }
+}
+
+/// Why the server offers passwords: each probe user offered one, each `Match` block that
+/// turns one on. Empty when nothing does.
+fn password_offers(obs: &SshObservation) -> Vec<String> {
+    let mut why = Vec::new();
+    for (user, p) in probes(obs) {
+        if let Some(p) = p.as_ref().ok().filter(|p| p.offers_password()) {
+            let to = user.map(|u| format!(" to {u}")).unwrap_or_default();
+            why.push(format!(
+                "{}{to} (host key {}, {})",
+                p.methods.join(", "),
+                p.host_key_sha256,
+                p.server_version
+            ));
+        }
+    }
+    if let Some(Ok(blocks)) = &obs.match_blocks {
+        why.extend(blocks.iter().filter(|b| !b.offers.is_empty()).map(|b| {
+            format!(
+                "{} to a connection like {}: {} turned on",
+                b.describe(),
+                b.spec,
+                b.offers.join(" and ")
+            )
+        }));
+    }
+    why
+}
+
+/// What kept a check from seeing: failed probes, unreadable `Match` blocks.
+fn password_unknowns(obs: &SshObservation) -> Vec<String> {
+    let mut why: Vec<String> = probes(obs)
+        .into_iter()
+        .filter_map(|(user, p)| {
+            let as_user = user.map(|u| format!(" as {u}")).unwrap_or_default();
+            p.as_ref()
+                .err()
+                .map(|e| format!("could not probe{as_user}: {e}"))
+        })
+        .collect();
+    if let Some(Err(e)) = &obs.match_blocks {
+        why.push(e.clone());
+    }
+    why
+}
+
+fn check_password_auth(ctx: &Ctx<'_>, d: &Droplet, obs: &SshObservation, out: &mut Vec<Finding>) {
+    let target = obs.target.clone().unwrap_or_else(|| "the Droplet".into());
+    let offers = password_offers(obs);
+    let unknowns = password_unknowns(obs);
+    let (status, detail) = if !offers.is_empty() {
+        let detail = format!("the SSH server at {target} offers {}", offers.join("; "));
+        (Status::Fail, detail)
+    } else if !unknowns.is_empty() {
+        let detail = format!("the SSH server at {target}: {}", unknowns.join("; "));
+        (Status::Unknown, detail)
+    } else {
+        return;
+    };
+    out.push(ctx.finding(SSH_PASSWORD_AUTH, status, None, droplet_resource(d), detail));
 }
 
 pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut Vec<Finding>) {
@@ -40,30 +117,8 @@ pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut
         return;
     };
     let policy = ctx.policy;
-    let target = obs.target.clone().unwrap_or_else(|| "the Droplet".into());
     if policy.ssh.password_auth == PasswordAuth::Forbid && ctx.enabled(SSH_PASSWORD_AUTH) {
-        match &obs.probe {
-            Some(Ok(p)) if p.offers_password() => out.push(ctx.finding(
-                SSH_PASSWORD_AUTH,
-                Status::Fail,
-                None,
-                droplet_resource(d),
-                format!(
-                    "the SSH server at {target} offers {} (host key {}, {})",
-                    p.methods.join(", "),
-                    p.host_key_sha256,
-                    p.server_version
-                ),
-            )),
-            Some(Ok(_)) | None => {}
-            Some(Err(e)) => out.push(ctx.finding(
-                SSH_PASSWORD_AUTH,
-                Status::Unknown,
-                None,
-                droplet_resource(d),
-                format!("could not probe the SSH server at {target}: {e}"),
-            )),
-        }
+        check_password_auth(ctx, d, obs, out);
     }
     if !ctx.enabled(SERVICE_EXPOSED) {
         return;
@@ -82,10 +137,10 @@ pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut
             let mut world = false;
             let mut items = Vec::new();
             for l in ls.iter().filter(|l| l.is_public()) {
-                let names = process_names(l);
-                if !names.is_empty() && names.iter().all(|n| allowed.contains(n)) {
+                if owners_allowed(l, allowed) {
                     continue;
                 }
+                let names = process_names(l);
                 let who = if names.is_empty() {
                     "an unidentified process".to_string()
                 } else {

@@ -19,6 +19,11 @@ use super::key::ManagementKey;
 const CLIENT_ID: &str = "SSH-2.0-dropletguard";
 /// Upper bound on stdout/stderr collected from one remote command.
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// The least time between two unauthenticated connections (probes) from dropletguard to one
+/// server. OpenSSH >= 9.8 (`PerSourcePenalties`) penalises each such connection by at most 5 s
+/// (`authfail`, `invaliduser`; `noauth` is 1 s) and refuses the source only once 15 s (`min`)
+/// are outstanding: probes 2 s apart keep at most 5 + 3 + 1 = 9 s outstanding.
+pub const PROBE_SPACING: Duration = Duration::from_secs(2);
 /// How long `close`/probe teardown waits for a polite disconnect.
 const TEARDOWN: Duration = Duration::from_millis(500);
 

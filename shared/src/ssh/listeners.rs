@@ -57,6 +57,14 @@ pub struct Process {
     /// As printed: possibly cut short by the tool, may contain spaces, commas or `:`.
     pub name: String,
     pub pid: Option<u32>,
+    /// The kernel's name for the process (`/proc/<pid>/comm`, at most 15 bytes), read over the
+    /// management session when `name` is a title or may be cut short; `None` when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// For systemd (pid 1) holding a socket-activation socket: the service unit the socket
+    /// activates, as `systemctl list-sockets` names it (`ssh.service`); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// One listening socket.
@@ -70,6 +78,59 @@ pub struct Listener {
     /// Empty when the tool could not see the owner (not root) or was run without `-p`.
     /// A process appearing with several descriptors on the same socket is listed once.
     pub processes: Vec<Process>,
+}
+
+/// netstat's `PID/Program name` column: at most 19 characters, the name taken from the command
+/// line; a cut may leave a trailing space that the parser trims.
+const NETSTAT_PROGRAM_WIDTH: usize = 19;
+
+impl Process {
+    /// A process as the listener tool printed it (`comm` and `unit` not read yet).
+    pub fn new(name: &str, pid: Option<u32>) -> Self {
+        Process {
+            name: name.to_string(),
+            pid,
+            comm: None,
+            unit: None,
+        }
+    }
+
+    /// The name to judge the process by: the kernel's (`comm`) when it was read, else as printed.
+    pub fn judged_name(&self) -> &str {
+        self.comm.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The printed name may not be the process's own: it is a title a daemon set for itself
+    /// (`sshd: /usr/sbin…`, `nginx: master`: spaces or `:`), or it fills netstat's 19-character
+    /// `PID/name` column (less the trailing space a cut can leave) and may be cut short.
+    /// Only a process with a pid can be looked up.
+    pub fn name_is_title_or_cut(&self) -> bool {
+        let Some(pid) = self.pid else {
+            return false;
+        };
+        let title = self.name.contains(|c: char| c.is_whitespace() || c == ':');
+        let width = pid.to_string().len() + 1 + self.name.len();
+        title || width + 1 >= NETSTAT_PROGRAM_WIDTH
+    }
+
+    /// systemd as pid 1: it holds socket-activation sockets on behalf of the unit they activate.
+    pub fn is_activation_holder(&self) -> bool {
+        self.pid == Some(1) && self.name == "systemd"
+    }
+}
+
+impl fmt::Display for Process {
+    /// `sshd`; `nginx (printed "nginx: master")`; `systemd (pid 1, socket of ssh.service)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.judged_name())?;
+        if self.comm.as_deref().is_some_and(|c| c != self.name) {
+            write!(f, " (printed {:?})", self.name)?;
+        }
+        if let Some(unit) = &self.unit {
+            write!(f, " (pid 1, socket of {unit})")?;
+        }
+        Ok(())
+    }
 }
 
 impl BindAddr {
@@ -498,10 +559,7 @@ fn parse_ss_users(s: &str) -> Option<(Vec<Process>, &str)> {
             }
             from = at + 1;
         };
-        let process = Process {
-            name: name.to_string(),
-            pid,
-        };
+        let process = Process::new(name, pid);
         if !processes.contains(&process) {
             processes.push(process);
         }
@@ -634,10 +692,7 @@ fn parse_netstat_program(col: &str) -> Result<Vec<Process>, ParseErrorKind> {
         .split_once('/')
         .ok_or_else(|| ParseErrorKind::BadProcess(col.to_string()))?;
     let pid: u32 = parse_digits(pid).ok_or_else(|| ParseErrorKind::BadProcess(col.to_string()))?;
-    Ok(vec![Process {
-        name: name.trim().to_string(),
-        pid: Some(pid),
-    }])
+    Ok(vec![Process::new(name.trim(), Some(pid))])
 }
 
 /// netstat cut the host of a 23-character `host:port` so that it no longer parses
@@ -708,10 +763,7 @@ mod tests {
         BindAddr::Ip(IpAddr::V6(s.parse().expect("test value")))
     }
     fn proc_(name: &str, pid: u32) -> Process {
-        Process {
-            name: name.to_string(),
-            pid: Some(pid),
-        }
+        Process::new(name, Some(pid))
     }
     fn lst(proto: Proto, addr: BindAddr, port: u16, iface: Option<&str>) -> Listener {
         Listener {

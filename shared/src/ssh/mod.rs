@@ -6,11 +6,14 @@ mod client;
 mod error;
 mod key;
 pub mod listeners;
+mod matchblocks;
+pub mod owners;
 mod pwauth;
 
-pub use client::{connect, probe, probe_many, ExecOutput, ProbeResult, Session};
+pub use client::{connect, probe, probe_many, ExecOutput, ProbeResult, Session, PROBE_SPACING};
 pub use error::{Rollback, SshError};
 pub use key::ManagementKey;
-pub use pwauth::{disable_password_auth, PasswordAuthFix};
+pub use matchblocks::{read_match_blocks, ConnectionDefaults, MatchBlock};
+pub use pwauth::{disable_password_auth, disable_password_auth_probing, PasswordAuthFix};
 #[doc(hidden)]
 pub use pwauth::{disable_password_auth_with_fault, Fault};

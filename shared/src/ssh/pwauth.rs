@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{connect, probe, ExecOutput, Session};
+use super::client::{connect, probe, ExecOutput, Session, PROBE_SPACING};
 use super::error::{Rollback, SshError};
 use super::key::ManagementKey;
+use super::matchblocks::{match_blocks_via, read_config_files, ConnectionDefaults};
 
 /// Keys we manage, lower-case as `sshd -T` prints them.
 const KEYS: [&str; 3] = [
@@ -49,9 +50,12 @@ pub struct PasswordAuthFix {
     pub backup: Option<String>,
     /// `"drop-in"` or `"main-config"`.
     pub method: String,
-    /// Things a human should look at (e.g. `Match` blocks that re-enable
-    /// passwords for some clients in drop-in mode).
+    /// Things a human should look at.
     pub warnings: Vec<String>,
+    /// Other files whose `Match` blocks turned passwords on, now off inside the blocks
+    /// (each backed up as `<name>.dropletguard.bak` beside the main config).
+    #[serde(default)]
+    pub match_block_files: Vec<String>,
 }
 
 /// Test-only fault injection.
@@ -79,7 +83,53 @@ pub async fn disable_password_auth(
     port: u16,
     timeout: Duration,
 ) -> Result<PasswordAuthFix, SshError> {
-    fix(session, addr, user, key, sshd_config, port, timeout, None).await
+    let users = [user.to_string()];
+    fix(
+        session,
+        addr,
+        user,
+        key,
+        sshd_config,
+        port,
+        timeout,
+        None,
+        &users,
+    )
+    .await
+}
+
+/// [`disable_password_auth`], verified from outside by a probe as each of `probe_users`
+/// (`ssh.probe_users`; the management user when empty), one connection each,
+/// [`super::PROBE_SPACING`] apart.
+#[allow(clippy::too_many_arguments)]
+pub async fn disable_password_auth_probing(
+    session: &Session,
+    addr: SocketAddr,
+    user: &str,
+    key: &ManagementKey,
+    sshd_config: &str,
+    port: u16,
+    timeout: Duration,
+    probe_users: &[String],
+) -> Result<PasswordAuthFix, SshError> {
+    let fallback = [user.to_string()];
+    let users = if probe_users.is_empty() {
+        &fallback[..]
+    } else {
+        probe_users
+    };
+    fix(
+        session,
+        addr,
+        user,
+        key,
+        sshd_config,
+        port,
+        timeout,
+        None,
+        users,
+    )
+    .await
 }
 
 /// [`disable_password_auth`] with an injected fault (tests only).
@@ -104,6 +154,7 @@ pub async fn disable_password_auth_with_fault(
         port,
         timeout,
         Some(fault),
+        &[user.to_string()],
     )
     .await
 }
@@ -118,6 +169,7 @@ async fn fix(
     port: u16,
     timeout: Duration,
     fault: Option<Fault>,
+    probe_users: &[String],
 ) -> Result<PasswordAuthFix, SshError> {
     Fixer {
         remote: Remote::new(session),
@@ -128,6 +180,7 @@ async fn fix(
         port,
         timeout,
         fault,
+        probe_users: probe_users.to_vec(),
     }
     .run()
     .await
@@ -141,13 +194,13 @@ pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-struct Remote<'a> {
+pub(crate) struct Remote<'a> {
     session: &'a Session,
     sudo: bool,
 }
 
 impl<'a> Remote<'a> {
-    fn new(session: &'a Session) -> Self {
+    pub(crate) fn new(session: &'a Session) -> Self {
         Remote {
             session,
             sudo: session.user() != "root",
@@ -155,7 +208,7 @@ impl<'a> Remote<'a> {
     }
 
     /// Run a POSIX shell script as root (via `sudo -n` if needed).
-    async fn sh(&self, script: &str) -> Result<ExecOutput, SshError> {
+    pub(crate) async fn sh(&self, script: &str) -> Result<ExecOutput, SshError> {
         let script = format!(
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; \
              export PATH; LC_ALL=C; export LC_ALL; {script}"
@@ -169,7 +222,7 @@ impl<'a> Remote<'a> {
     }
 
     /// Like `sh` but a non-zero exit is an error with `what` and stderr.
-    async fn sh_ok(&self, what: &str, script: &str) -> Result<String, String> {
+    pub(crate) async fn sh_ok(&self, what: &str, script: &str) -> Result<String, String> {
         match self.sh(script).await {
             Ok(out) if out.status == 0 => Ok(out.stdout),
             Ok(out) => Err(format!(
@@ -204,7 +257,7 @@ pub(crate) enum Plan {
 }
 
 /// Split a config line into (lower-case keyword, rest). Comments/blank → None.
-fn keyword(line: &str) -> Option<(String, &str)> {
+pub(crate) fn keyword(line: &str) -> Option<(String, &str)> {
     let t = line.trim_start();
     if t.is_empty() || t.starts_with('#') {
         return None;
@@ -216,6 +269,29 @@ fn keyword(line: &str) -> Option<(String, &str)> {
     let rest = rest.trim_start();
     let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
     Some((kw.to_ascii_lowercase(), rest))
+}
+
+/// The arguments of every `Include` line of the main file, relative ones resolved against
+/// `/etc/ssh` (sshd_config(5)), quotes removed; each may be a glob.
+pub(crate) fn sshd_config_includes(main_text: &str) -> Vec<String> {
+    main_text
+        .lines()
+        .filter_map(keyword)
+        .filter(|(kw, _)| kw == "include")
+        .flat_map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .map(|arg| {
+            let arg = arg.trim_matches('"');
+            if arg.starts_with('/') {
+                arg.to_string()
+            } else {
+                format!("{SSHDIR}/{arg}")
+            }
+        })
+        .collect()
 }
 
 /// Minimal `fnmatch` for `*` and `?` (enough for `*.conf`).
@@ -277,12 +353,13 @@ fn dropin_content(with_challenge: bool) -> String {
 }
 
 /// Rewrite the main config: drop an old dropletguard block, comment out every
-/// line setting one of our keys (also inside `Match` blocks, which would
-/// otherwise re-enable passwords for some clients), and insert our block
-/// before the first non-comment line (so before any `Include` or `Match`).
+/// line setting one of our keys outside `Match` blocks, turn them off inside
+/// `Match` blocks ([`disable_in_match_blocks`]), and insert our block before
+/// the first non-comment line (so before any `Include` or `Match`).
 pub(crate) fn edit_main_config(text: &str, with_challenge: bool) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut in_block = false;
+    let mut in_match = false;
     let mut just_closed = false;
     for line in text.lines() {
         if line.trim() == BEGIN_MARK {
@@ -301,7 +378,11 @@ pub(crate) fn edit_main_config(text: &str, with_challenge: bool) -> String {
             continue;
         }
         match keyword(line) {
-            Some((kw, _)) if KEYS.contains(&kw.as_str()) => {
+            Some((kw, _)) if kw == "match" => {
+                in_match = true;
+                out.push(line.to_string());
+            }
+            Some((kw, _)) if !in_match && KEYS.contains(&kw.as_str()) => {
                 out.push(format!("{DISABLED_PREFIX}{line}"));
             }
             _ => out.push(line.to_string()),
@@ -318,7 +399,7 @@ pub(crate) fn edit_main_config(text: &str, with_challenge: bool) -> String {
     out.splice(insert_at..insert_at, block);
     let mut s = out.join("\n");
     s.push('\n');
-    s
+    disable_in_match_blocks(&s)
 }
 
 /// Decide between a drop-in and editing the main file. The first line that
@@ -348,26 +429,36 @@ pub(crate) fn plan(main_text: &str, with_challenge: bool) -> Plan {
     }
 }
 
-/// Lines of `Match` blocks in `text` that turn one of our keys on.
-fn match_block_warnings(file: &str, text: &str) -> Vec<String> {
+/// Inside `Match` blocks (from a `Match` line to the next or to the end of the file), each
+/// line that turns one of our keys on is commented out and followed by the same key set to
+/// `no`, with the same indentation. Lines outside blocks, and `no` lines, are kept. Idempotent.
+pub(crate) fn disable_in_match_blocks(text: &str) -> String {
     let mut in_match = false;
-    let mut warnings = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
         match keyword(line) {
             Some((kw, _)) if kw == "match" => in_match = true,
             Some((kw, value))
                 if in_match && KEYS.contains(&kw.as_str()) && !value.eq_ignore_ascii_case("no") =>
             {
-                warnings.push(format!(
-                    "{file}:{}: `{}` inside a Match block still enables it for matching clients",
-                    n + 1,
-                    line.trim()
-                ));
+                let indent = &line[..line.len() - line.trim_start().len()];
+                let name = line
+                    .trim_start()
+                    .split([' ', '\t', '='])
+                    .next()
+                    .unwrap_or(&kw);
+                out.push_str(&format!("{DISABLED_PREFIX}{line}\n{indent}{name} no\n"));
+                continue;
             }
             _ => {}
         }
+        out.push_str(line);
+        out.push('\n');
     }
-    warnings
+    if !text.ends_with('\n') && !text.is_empty() {
+        out.pop();
+    }
+    out
 }
 
 /// Our keys' lines from `sshd -T` output.
@@ -421,19 +512,39 @@ struct Fixer<'a> {
     port: u16,
     timeout: Duration,
     fault: Option<Fault>,
+    /// Users the outside probe verifies as, the management user first.
+    probe_users: Vec<String>,
 }
 
-/// What we wrote and how to undo it.
+/// A file to write: where, what, what it held before, and why.
+struct Edit {
+    path: String,
+    content: String,
+    /// Previous content, if the file existed.
+    original: Option<String>,
+    /// `drop-in`, `main-config` or `match-blocks`.
+    method: &'static str,
+}
+
+/// A file we wrote and how to undo it.
 struct Written {
     path: String,
     /// Previous content, if the file existed.
     original: Option<String>,
     backup: Option<String>,
-    /// Methods a probe saw before the change.
-    baseline: Vec<String>,
 }
 
-const SSHD: &str = "\"$(command -v sshd || echo /usr/sbin/sshd)\"";
+/// The untouched server.
+struct Before {
+    /// Methods the management user's probe saw (what a rollback must bring back).
+    baseline: Vec<String>,
+    /// Effective `sshd -T` lines for our keys.
+    lines: Vec<String>,
+    with_challenge: bool,
+    main: String,
+}
+
+pub(crate) const SSHD: &str = "\"$(command -v sshd || echo /usr/sbin/sshd)\"";
 
 impl Fixer<'_> {
     fn not_started(&self, step: &'static str, detail: String) -> SshError {
@@ -498,8 +609,8 @@ impl Fixer<'_> {
             .map(|_| ())
     }
 
-    async fn run(&self) -> Result<PasswordAuthFix, SshError> {
-        // 0. The untouched config must already be valid.
+    /// Steps 0 and 1: the untouched config is valid, the probe works, effective values.
+    async fn preflight(&self) -> Result<Before, SshError> {
         if let Err(detail) = self.sshd_test().await {
             return Err(SshError::ConfigInvalidBeforeChange {
                 addr: self.addr,
@@ -512,13 +623,12 @@ impl Fixer<'_> {
             .await
             .map_err(|e| self.not_started("baseline probe", e.to_string()))?
             .methods;
-        // 1. Effective values and the main file.
         let dump = self
             .sshd_dump()
             .await
             .map_err(|d| self.not_started("reading effective config", d))?;
-        let before = effective_lines(&dump);
-        let with_challenge = before
+        let lines = effective_lines(&dump);
+        let with_challenge = lines
             .iter()
             .any(|l| l.starts_with("challengeresponseauthentication "));
         let main = self
@@ -526,114 +636,183 @@ impl Fixer<'_> {
             .await
             .map_err(|d| self.not_started("reading main config", d))?
             .ok_or_else(|| {
-                self.not_started(
-                    "reading main config",
-                    format!("{} does not exist", self.config),
-                )
+                let missing = format!("{} does not exist", self.config);
+                self.not_started("reading main config", missing)
             })?;
+        Ok(Before {
+            baseline,
+            lines,
+            with_challenge,
+            main,
+        })
+    }
 
-        // 2. Plan and write.
-        let plan = plan(&main, with_challenge);
-        let mut warnings = Vec::new();
-        let (method, path, mut content) = match &plan {
+    /// Step 2: the drop-in or the main file, then every other file with a `Match` block that
+    /// turns one of our keys on.
+    async fn plan_edits(&self, before: &Before) -> Result<Vec<Edit>, SshError> {
+        let mut primary = match plan(&before.main, before.with_challenge) {
             Plan::DropIn { dir, path, content } => {
-                warnings.extend(match_block_warnings(self.config, &main));
+                let mkdir = format!("mkdir -p {}", sh_quote(&dir));
                 self.remote
-                    .sh_ok(
-                        "creating drop-in dir",
-                        &format!("mkdir -p {}", sh_quote(dir)),
-                    )
+                    .sh_ok("creating drop-in dir", &mkdir)
                     .await
                     .map_err(|d| self.not_started("creating drop-in directory", d))?;
-                ("drop-in", path.clone(), content.clone())
+                let original = self
+                    .read_file(&path)
+                    .await
+                    .map_err(|d| self.not_started("reading existing drop-in", d))?;
+                let method = "drop-in";
+                Edit {
+                    path,
+                    content,
+                    original,
+                    method,
+                }
             }
-            Plan::MainConfig { content } => {
-                ("main-config", self.config.to_string(), content.clone())
-            }
+            Plan::MainConfig { content } => Edit {
+                path: self.config.to_string(),
+                content,
+                original: Some(before.main.clone()),
+                method: "main-config",
+            },
         };
         if self.fault == Some(Fault::BreakConfigAfterWrite) {
-            content.push_str("ThisIsNotAnSshdKeyword yes\n");
+            primary.content.push_str("ThisIsNotAnSshdKeyword yes\n");
         }
-        let original = if method == "drop-in" {
-            self.read_file(&path)
+        let mut edits = self.match_block_edits(&primary).await?;
+        edits.insert(0, primary);
+        Ok(edits)
+    }
+
+    /// Files other than `primary` whose `Match` blocks turn passwords on, rewritten with
+    /// those lines off ([`disable_in_match_blocks`]).
+    async fn match_block_edits(&self, primary: &Edit) -> Result<Vec<Edit>, SshError> {
+        let files = read_config_files(&self.remote, self.config)
+            .await
+            .map_err(|d| self.not_started("reading the configuration files", d))?;
+        let mut edits = Vec::new();
+        for (path, _) in files.iter().filter(|(p, _)| *p != primary.path) {
+            let Some(text) = self
+                .read_file(path)
                 .await
-                .map_err(|d| self.not_started("reading existing drop-in", d))?
+                .map_err(|d| self.not_started("reading a configuration file", d))?
+            else {
+                continue;
+            };
+            let content = disable_in_match_blocks(&text);
+            if content != text {
+                let (path, original) = (path.clone(), Some(text));
+                edits.push(Edit {
+                    path,
+                    content,
+                    original,
+                    method: "match-blocks",
+                });
+            }
+        }
+        Ok(edits)
+    }
+
+    /// Backs up and writes each edit; a failure restores what was written (no reload).
+    async fn write_edits(&self, edits: &[Edit]) -> Result<Vec<Written>, SshError> {
+        let mut written = Vec::new();
+        for edit in edits {
+            let backup = match &edit.original {
+                Some(_) => {
+                    let bak = backup_path(self.config, &edit.path);
+                    let cp = format!("cp -p {} {}", sh_quote(&edit.path), sh_quote(&bak));
+                    if let Err(d) = self.remote.sh_ok("backing up", &cp).await {
+                        return Err(self
+                            .rollback("writing backup", d, &written, &[], false)
+                            .await);
+                    }
+                    Some(bak)
+                }
+                None => None,
+            };
+            let (path, original) = (edit.path.clone(), edit.original.clone());
+            written.push(Written {
+                path,
+                original,
+                backup,
+            });
+            tracing::info!(addr = %self.addr, file = %edit.path, method = edit.method, "disabling password auth");
+            if let Err(d) = self.write_file(&edit.path, &edit.content).await {
+                // A failed write may still have replaced the file: restore.
+                return Err(self.rollback("write", d, &written, &[], false).await);
+            }
+        }
+        Ok(written)
+    }
+
+    /// Step 3: the new files pass `sshd -t`, and `sshd -T` says `no` globally and for every
+    /// `Match` block's connection.
+    async fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.sshd_test()
+            .await
+            .map_err(|d| ("validate (sshd -t)", d))?;
+        let step = "check effective config";
+        let dump = self.sshd_dump().await.map_err(|d| (step, d))?;
+        if !all_disabled(&effective_lines(&dump)) {
+            let d = format!(
+                "after writing, sshd -T still says [{}] (another file that sshd reads earlier \
+                 sets these keys?)",
+                effective_lines(&dump).join(", ")
+            );
+            return Err((step, d));
+        }
+        self.match_blocks_off().await.map_err(|d| (step, d))
+    }
+
+    /// `sshd -T -C` for each `Match` block's criteria: none may offer a password.
+    async fn match_blocks_off(&self) -> Result<(), String> {
+        let defaults = ConnectionDefaults {
+            user: self.user.to_string(),
+            laddr: self.addr.ip().to_string(),
+            lport: self.port,
+        };
+        let blocks = match_blocks_via(&self.remote, self.config, &defaults).await?;
+        let on: Vec<String> = blocks
+            .iter()
+            .filter(|b| !b.offers.is_empty())
+            .map(|b| format!("{} still offers {}", b.describe(), b.offers.join(", ")))
+            .collect();
+        if on.is_empty() {
+            Ok(())
         } else {
-            Some(main.clone())
-        };
-        let backup = match &original {
-            Some(_) => {
-                let bak = backup_path(self.config, &path, method);
-                self.remote
-                    .sh_ok(
-                        "backing up",
-                        &format!("cp -p {} {}", sh_quote(&path), sh_quote(&bak)),
-                    )
-                    .await
-                    .map_err(|d| self.not_started("writing backup", d))?;
-                Some(bak)
-            }
-            None => None,
-        };
-        let written = Written {
-            path: path.clone(),
-            original,
-            backup: backup.clone(),
-            baseline,
-        };
-        tracing::info!(addr = %self.addr, file = %path, method, "disabling password auth");
-        if let Err(d) = self.write_file(&path, &content).await {
-            // A failed write may still have replaced the file: restore.
-            return Err(self.rollback("write", d, &written, false).await);
+            Err(on.join("; "))
         }
+    }
 
-        // 3. Validate the new files before any reload.
-        if let Err(d) = self.sshd_test().await {
-            return Err(self
-                .rollback("validate (sshd -t)", d, &written, false)
-                .await);
+    async fn run(&self) -> Result<PasswordAuthFix, SshError> {
+        let before = self.preflight().await?;
+        let edits = self.plan_edits(&before).await?;
+        let written = self.write_edits(&edits).await?;
+        let baseline = &before.baseline;
+        if let Err((step, d)) = self.validate().await {
+            return Err(self.rollback(step, d, &written, baseline, false).await);
         }
-        match self.sshd_dump().await {
-            Ok(dump) if all_disabled(&effective_lines(&dump)) => {}
-            Ok(dump) => {
-                let d = format!(
-                    "after writing {path}, sshd -T still says [{}] (another file that sshd \
-                     reads earlier sets these keys?)",
-                    effective_lines(&dump).join(", ")
-                );
-                return Err(self
-                    .rollback("check effective config", d, &written, false)
-                    .await);
-            }
-            Err(d) => {
-                return Err(self
-                    .rollback("check effective config", d, &written, false)
-                    .await)
-            }
-        }
-
-        // 4. Reload.
+        // 4. Reload. On failure we may or may not have signalled sshd: restore and reload.
         if let Err(d) = self.reload().await {
-            // We may or may not have signalled sshd: restore and reload again.
-            return Err(self.rollback("reload", d, &written, true).await);
+            return Err(self.rollback("reload", d, &written, baseline, true).await);
         }
-
         // 5. Verify.
         let after = match self.verify().await {
             Ok(after) => after,
-            Err(d) => return Err(self.rollback("verify", d, &written, true).await),
+            Err(d) => return Err(self.rollback("verify", d, &written, baseline, true).await),
         };
         if self.fault == Some(Fault::FailVerificationAfterReload) {
             let d = "injected verification failure".to_string();
-            return Err(self.rollback("verify", d, &written, true).await);
+            return Err(self.rollback("verify", d, &written, baseline, true).await);
         }
         Ok(PasswordAuthFix {
-            before,
+            before: before.lines,
             after,
-            changed_file: path,
-            backup,
-            method: method.to_string(),
-            warnings,
+            changed_file: edits[0].path.clone(),
+            backup: written[0].backup.clone(),
+            method: edits[0].method.to_string(),
+            warnings: Vec::new(),
+            match_block_files: edits[1..].iter().map(|e| e.path.clone()).collect(),
         })
     }
 
@@ -688,11 +867,13 @@ impl Fixer<'_> {
             .map(|_| ())
     }
 
-    /// Poll until a probe answers and `pred` holds for it, within `timeout`.
+    /// Poll until a probe as `user` answers and `pred` holds for it, within `timeout`.
     /// sshd re-execs itself on SIGHUP, so the first probes may still see the
-    /// old process or a closed port for a moment.
+    /// old process or a closed port for a moment. Probes are [`PROBE_SPACING`] apart, so the
+    /// polling never earns a `PerSourcePenalties` refusal.
     async fn wait_for_probe(
         &self,
+        user: &str,
         pred: impl Fn(&super::client::ProbeResult) -> bool,
     ) -> Result<super::client::ProbeResult, String> {
         let deadline = Instant::now() + self.timeout;
@@ -702,19 +883,26 @@ impl Fixer<'_> {
             if left.is_zero() {
                 return Err(last);
             }
-            match probe(self.addr, self.user, left).await {
+            match probe(self.addr, user, left).await {
                 Ok(p) if pred(&p) => return Ok(p),
-                Ok(p) => last = format!("probe still offers {:?}", p.methods),
-                Err(e) => last = format!("probe failed: {e}"),
+                Ok(p) => last = format!("probe as {user} still offers {:?}", p.methods),
+                Err(e) => last = format!("probe as {user} failed: {e}"),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(PROBE_SPACING.min(left)).await;
         }
     }
 
+    /// Step 5: every probe user is offered no password, a fresh key login works, `sshd -T`
+    /// says `no` globally and for every `Match` block.
     async fn verify(&self) -> Result<Vec<String>, String> {
-        self.wait_for_probe(|p| !p.offers_password())
-            .await
-            .map_err(|e| format!("after reload: {e}"))?;
+        for (i, user) in self.probe_users.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(PROBE_SPACING).await;
+            }
+            self.wait_for_probe(user, |p| !p.offers_password())
+                .await
+                .map_err(|e| format!("after reload: {e}"))?;
+        }
         let fresh = connect(self.addr, self.user, self.key, self.timeout)
             .await
             .map_err(|e| format!("fresh key login failed: {e}"))?;
@@ -729,6 +917,7 @@ impl Fixer<'_> {
         if !all_disabled(&after) {
             return Err(format!("sshd -T says [{}]", after.join(", ")));
         }
+        self.match_blocks_off().await?;
         Ok(after)
     }
 
@@ -738,11 +927,15 @@ impl Fixer<'_> {
         &self,
         step: &'static str,
         detail: String,
-        w: &Written,
+        written: &[Written],
+        baseline: &[String],
         reloaded: bool,
     ) -> SshError {
         tracing::warn!(addr = %self.addr, step, %detail, "rolling back password-auth change");
-        let rollback = match self.restore_and_maybe_reload(w, reloaded).await {
+        let rollback = match self
+            .restore_and_maybe_reload(written, baseline, reloaded)
+            .await
+        {
             Ok(r) => r,
             Err(why) => {
                 tracing::error!(addr = %self.addr, %why, "ROLLBACK FAILED");
@@ -757,38 +950,33 @@ impl Fixer<'_> {
         }
     }
 
-    async fn restore_and_maybe_reload(
-        &self,
-        w: &Written,
-        reloaded: bool,
-    ) -> Result<Rollback, String> {
+    /// Puts one file back: from its backup, its original text, or removes a new file.
+    async fn restore_file(&self, w: &Written) -> Result<(), String> {
+        let p = sh_quote(&w.path);
+        let tmp = sh_quote(&format!("{}.dropletguard.tmp", w.path));
         match (&w.original, &w.backup) {
             (Some(_), Some(bak)) => {
-                let tmp = sh_quote(&format!("{}.dropletguard.tmp", w.path));
-                self.remote
-                    .sh_ok(
-                        "restoring backup",
-                        &format!(
-                            "set -e; cp -p {b} {tmp}; mv -f {tmp} {p}",
-                            b = sh_quote(bak),
-                            p = sh_quote(&w.path)
-                        ),
-                    )
-                    .await?;
+                let b = sh_quote(bak);
+                let script = format!("set -e; cp -p {b} {tmp}; mv -f {tmp} {p}");
+                self.remote.sh_ok("restoring backup", &script).await?;
             }
             (Some(original), None) => self.write_file(&w.path, original).await?,
             (None, _) => {
-                self.remote
-                    .sh_ok(
-                        "removing drop-in",
-                        &format!(
-                            "rm -f {} {}",
-                            sh_quote(&w.path),
-                            sh_quote(&format!("{}.dropletguard.tmp", w.path))
-                        ),
-                    )
-                    .await?;
+                let script = format!("rm -f {p} {tmp}");
+                self.remote.sh_ok("removing drop-in", &script).await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn restore_and_maybe_reload(
+        &self,
+        written: &[Written],
+        baseline: &[String],
+        reloaded: bool,
+    ) -> Result<Rollback, String> {
+        for w in written.iter().rev() {
+            self.restore_file(w).await?;
         }
         if !reloaded {
             return Ok(Rollback::RestoredNoReloadNeeded);
@@ -799,29 +987,27 @@ impl Fixer<'_> {
         self.reload().await?;
         // Right after SIGHUP the old process may still answer (or the port
         // may be closed while sshd re-execs): wait for the old behaviour.
-        self.wait_for_probe(|p| p.methods == w.baseline)
+        self.wait_for_probe(self.user, |p| p.methods == baseline)
             .await
             .map_err(|e| {
                 format!(
                     "after the rollback reload sshd does not behave as before \
-                     (expected methods {:?}): {e}",
-                    w.baseline
+                     (expected methods {baseline:?}): {e}"
                 )
             })?;
         Ok(Rollback::RestoredAndReloaded)
     }
 }
 
-/// `<file>.dropletguard.bak`; for a drop-in, next to the main config so a
-/// broad glob (`Include dir/*`) never reads the backup.
-fn backup_path(main_config: &str, path: &str, method: &str) -> String {
-    if method == "drop-in" {
-        let dir = main_config.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
-        let name = path.rsplit('/').next().unwrap_or(path);
-        format!("{dir}/{name}.dropletguard.bak")
-    } else {
-        format!("{path}.dropletguard.bak")
+/// `<file>.dropletguard.bak`; for any file but the main config (a drop-in), next to the
+/// main config so a broad glob (`Include dir/*`) never reads the backup.
+fn backup_path(main_config: &str, path: &str) -> String {
+    if path == main_config {
+        return format!("{path}.dropletguard.bak");
     }
+    let dir = main_config.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+    let name = path.rsplit('/').next().unwrap_or(path);
+    format!("{dir}/{name}.dropletguard.bak")
 }
 
 #[cfg(test)]
@@ -941,13 +1127,20 @@ mod tests {
     }
 
     #[test]
-    fn match_warnings() {
-        let w = match_block_warnings(
-            "f",
-            "PasswordAuthentication no\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\n",
+    fn match_blocks_are_turned_off_inside() {
+        let text =
+            "PasswordAuthentication yes\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\n\
+                    \tKbdInteractiveAuthentication=yes\n  PasswordAuthentication no\nMatch all";
+        let out = disable_in_match_blocks(text);
+        assert_eq!(
+            out,
+            "PasswordAuthentication yes\nMatch Address 10.0.0.0/8\n\
+             #dropletguard-disabled#   PasswordAuthentication yes\n  PasswordAuthentication no\n\
+             #dropletguard-disabled# \tKbdInteractiveAuthentication=yes\n\tKbdInteractiveAuthentication no\n\
+             \x20 PasswordAuthentication no\nMatch all"
         );
-        assert_eq!(w.len(), 1);
-        assert!(w[0].starts_with("f:3:"));
+        assert_eq!(disable_in_match_blocks(&out), out, "idempotent");
+        assert_eq!(disable_in_match_blocks("Port 22\n"), "Port 22\n");
     }
 
     #[test]

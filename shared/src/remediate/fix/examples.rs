@@ -190,6 +190,7 @@ fn password_examples() -> Vec<Example> {
             target: Some("127.0.0.1:2222".into()),
             probe: Some(Ok(probe)),
             listeners: None,
+            ..SshObservation::default()
         },
     );
     let mut denied = s.clone();

@@ -136,7 +136,7 @@ async fn disable(
         .await
         .map_err(|e| format!("key login failed, nothing changed (password login may be the owners' only way in): {e}"))?;
     let policy = cx.policy;
-    let fix = crate::ssh::disable_password_auth(
+    let fix = crate::ssh::disable_password_auth_probing(
         &session,
         target,
         &access.user,
@@ -144,6 +144,7 @@ async fn disable(
         &policy.ssh.sshd_config,
         policy.ssh.port,
         access.timeout,
+        &policy.ssh.probe_users,
     )
     .await;
     session.close().await;
