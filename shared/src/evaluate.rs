@@ -236,6 +236,8 @@ impl<'a> Ctx<'a> {
                 applied: false,
                 result: None,
             },
+            exemption: None,
+            first_seen: None,
         }
     }
 

@@ -5,7 +5,7 @@ mod apply;
 pub mod plan;
 mod quarantine;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use plan::{baseline_request, plan, Note, Plan, RuleEdit, Step, StepKind};
@@ -14,8 +14,11 @@ pub use quarantine::{quarantine, restore, QuarantineOutcome, QuarantineRecord};
 use crate::audit::{check_scope, now_rfc3339, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
+use crate::exemptions::expiring;
+use crate::grace;
+use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
-use crate::report::{Change, ChangeResource, Report};
+use crate::report::{Change, ChangeResource, Finding, Report};
 use crate::ssh_audit::{observe, SshAccess};
 use crate::store::{StateStore, Store, StoreError};
 
@@ -111,6 +114,10 @@ pub struct RemediateOptions<'a> {
     pub trigger: &'a str,
     /// How to reach Droplets over SSH (the probe, the service audit, password-auth removal).
     pub ssh: &'a SshAccess,
+    /// The run's clock (exemption expiry, `first_seen`, grace); `None` is the system clock.
+    pub now: Option<DateTime<Utc>>,
+    /// Act on findings still within their grace period (incident response).
+    pub ignore_grace: bool,
 }
 
 /// Audit, plan, apply (unless dry-run), re-read, report. The report's findings are what is
@@ -122,33 +129,34 @@ pub async fn remediate(
     opts: RemediateOptions<'_>,
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
+    let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
     let mut snapshot = Snapshot::fetch(client).await?;
     let ids = check_scope(&snapshot, &opts.scope)?;
     observe(&mut snapshot, policy, &opts.scope, opts.ssh).await;
     let mut findings = evaluate(&snapshot, policy, &opts.scope);
+    tracker.prepare(&mut findings, &snapshot.droplets, policy);
+    // Grace (crate::grace): findings within their grace period are kept from the planner.
+    let (actionable, held) = match opts.ignore_grace {
+        true => (findings.clone(), Vec::new()),
+        false => grace::split(&findings, policy, tracker.now()),
+    };
     let plan = plan::plan(
         &snapshot,
         policy,
-        &findings,
+        &actionable,
         &opts.scope,
         opts.ssh.key.is_some(),
     );
     if opts.dry_run {
-        plan.annotate(&mut findings);
+        annotate(&plan, &held, &mut findings, None);
         let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
         info.dry_run = true;
         info.cap_reached = plan.cap_reached;
-        return Ok(Report::new(info, &ids, findings, Vec::new()));
+        let mut report = Report::new(info, &ids, findings, Vec::new());
+        report.exemptions_expiring = expiring(&policy.exemptions, tracker.now());
+        return Ok(report);
     }
-    let run_key = format!("runs/{}-{}.json", run.started_at.replace(':', ""), run.id);
-    // The store must take records before anything changes.
-    store
-        .put_json(
-            &run_key,
-            &json!({"run": {"id": run.id, "trigger": run.trigger, "started_at": run.started_at, "status": "started"},
-                    "plan": plan.steps.iter().map(|s| json!({"action": s.action, "resource": s.resource, "description": s.description, "within_cap": s.within_cap})).collect::<Vec<_>>()}),
-        )
-        .await?;
+    let run_key = record_plan(store, &run, &plan).await?;
     let mut ledger = Ledger::new(store, &run.id, &run.trigger);
     let changes = if plan.applicable().next().is_some() {
         apply::apply(client, policy, &plan, &mut ledger, opts.ssh).await?
@@ -156,17 +164,55 @@ pub async fn remediate(
         Vec::new()
     };
     // What is true now.
-    let (snapshot, findings) = if changes.is_empty() {
+    let (snapshot, mut findings) = if changes.is_empty() {
         (snapshot, findings)
     } else {
         let mut s = Snapshot::fetch(client).await?;
         observe(&mut s, policy, &opts.scope, opts.ssh).await;
-        let f = evaluate(&s, policy, &opts.scope);
+        let mut f = evaluate(&s, policy, &opts.scope);
+        tracker.prepare(&mut f, &s.droplets, policy);
         (s, f)
     };
-    let mut findings = findings;
-    plan.annotate(&mut findings);
-    for f in &mut findings {
+    annotate(&plan, &held, &mut findings, Some(&changes));
+    let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
+    info.cap_reached = plan.cap_reached;
+    let mut report = Report::new(info, &ids, findings, changes);
+    let coverage = Coverage::of(&opts.scope, policy);
+    tracker
+        .commit(store, &mut report, policy, &coverage)
+        .await?;
+    store.put_json(&run_key, &report).await?;
+    Ok(report)
+}
+
+/// Writes the run's plan to `runs/<start>-<id>.json` (the store must take records before
+/// anything changes); returns the key, which later receives the report.
+async fn record_plan(store: &Store, run: &Run, plan: &Plan) -> Result<String, StoreError> {
+    let run_key = format!("runs/{}-{}.json", run.started_at.replace(':', ""), run.id);
+    store
+        .put_json(
+            &run_key,
+            &json!({"run": {"id": run.id, "trigger": run.trigger, "started_at": run.started_at, "status": "started"},
+                    "plan": plan.steps.iter().map(|s| json!({"action": s.action, "resource": s.resource, "description": s.description, "within_cap": s.within_cap})).collect::<Vec<_>>()}),
+        )
+        .await?;
+    Ok(run_key)
+}
+
+/// Writes what remediation planned, held back (grace) and did into the findings.
+/// `changes`: `None` for a dry run.
+fn annotate(
+    plan: &Plan,
+    held: &[grace::Held],
+    findings: &mut [Finding],
+    changes: Option<&[Change]>,
+) {
+    plan.annotate(findings);
+    grace::annotate(findings, held);
+    let Some(changes) = changes else {
+        return;
+    };
+    for f in findings {
         if f.remediation.planned.is_some() && f.remediation.result.is_none() {
             let failed = changes
                 .iter()
@@ -177,9 +223,4 @@ pub async fn remediate(
             });
         }
     }
-    let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
-    info.cap_reached = plan.cap_reached;
-    let report = Report::new(info, &ids, findings, changes);
-    store.put_json(&run_key, &report).await?;
-    Ok(report)
 }

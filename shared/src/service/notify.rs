@@ -55,6 +55,7 @@ impl Notifier {
                 report.changes.len() - 10
             ));
         }
+        lines.extend(resolved_and_expiring(report));
         if !new_critical.is_empty() {
             lines.push(format!("New critical findings ({}):", new_critical.len()));
             for key in new_critical.iter().take(10) {
@@ -81,6 +82,7 @@ impl Notifier {
         lines.join("\n")
     }
 
+    /// Sends the run's message (see [`Notifier::text`]).
     pub async fn send(&self, report: &Report, new_critical: &[&String]) -> Result<(), String> {
         let body = serde_json::json!({ "text": Notifier::text(report, new_critical) });
         let r = self
@@ -105,4 +107,39 @@ impl Notifier {
             ))
         }
     }
+}
+
+/// Lines for the findings resolved since the previous full run and the exemptions that expire
+/// within 7 days (at most 10 of each).
+fn resolved_and_expiring(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !report.resolved.is_empty() {
+        lines.push(format!(
+            "Resolved since the previous full run ({}):",
+            report.resolved.len()
+        ));
+        for e in report.resolved.iter().take(10) {
+            lines.push(format!(
+                "• {} on {} {} ({}), open since {}",
+                e.rule,
+                e.resource.kind.as_str(),
+                e.resource.name,
+                e.resource.id,
+                e.first_seen
+            ));
+        }
+    }
+    if !report.exemptions_expiring.is_empty() {
+        lines.push(format!(
+            "Exemptions expiring within 7 days ({}):",
+            report.exemptions_expiring.len()
+        ));
+        for e in report.exemptions_expiring.iter().take(10) {
+            lines.push(format!(
+                "• expires {} (owner {}): {}",
+                e.exemption.expires, e.exemption.owner, e.exemption.reason
+            ));
+        }
+    }
+    lines
 }
