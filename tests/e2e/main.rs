@@ -6,6 +6,7 @@ mod client;
 mod fixtures;
 mod formats;
 mod helpers;
+mod history;
 mod quarantine;
 mod remediation;
 mod simulator;
