@@ -125,7 +125,12 @@ pub async fn audit_recorded(
     let mut report = audit(client, policy, scope, trigger, ssh).await?;
     let recorded = match tracker {
         Ok(t) => t
-            .commit(store, &mut report, policy, &Coverage::of(scope, policy))
+            .commit(
+                store,
+                &mut report,
+                policy,
+                (&Coverage::of(scope, policy), &[]),
+            )
             .await
             .map(|_| ()),
         Err(e) => Err(e),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use toml::value::{Datetime, Offset};
 
-use crate::digitalocean::Droplet;
+use crate::digitalocean::{Droplet, Firewall};
 use crate::report::{Finding, ResourceType, Status};
 
 /// How far ahead an exemption's expiry is announced in reports and notifications.
@@ -153,6 +153,59 @@ pub fn expiring(exemptions: &[Exemption], now: DateTime<Utc>) -> Vec<ExpiringExe
             rules: e.rules.clone(),
         })
         .collect()
+}
+
+/// The firewall-narrowing findings (`firewall.ssh-open`, `firewall.forbidden-port`) that must
+/// not be acted on because a firewall covering their Droplet also covers a Droplet whose
+/// finding of the same rule is exempt: narrowing the shared rule would change the exempted
+/// Droplet too. Returns `(rule, resource id, why)`.
+pub fn shielded(findings: &[Finding], firewalls: &[Firewall], droplets: &[Droplet]) -> Vec<Held> {
+    let droplet = |id: &str| droplets.iter().find(|d| d.id.to_string() == id);
+    let exempt: Vec<(&str, &Droplet)> = findings
+        .iter()
+        .filter(|f| f.status == Status::Exempt && NARROWING.contains(&f.rule.as_str()))
+        .filter_map(|f| Some((f.rule.as_str(), droplet(&f.resource.id)?)))
+        .collect();
+    let mut out = Vec::new();
+    for f in findings.iter().filter(|f| f.status == Status::Fail) {
+        let Some(d) = droplet(&f.resource.id) else {
+            continue;
+        };
+        let shared = firewalls.iter().filter(|fw| fw.covers(d)).find_map(|fw| {
+            exempt
+                .iter()
+                .find(|(rule, other)| *rule == f.rule && other.id != d.id && fw.covers(other))
+                .map(|(_, other)| (fw, other))
+        });
+        if let Some((fw, other)) = shared {
+            let why = format!(
+                "not planned: firewall {} ({}) also covers Droplet {} ({}), whose {} finding is exempt",
+                fw.name, fw.id, other.name, other.id, f.rule
+            );
+            out.push((f.rule.clone(), f.resource.id.clone(), why));
+        }
+    }
+    out
+}
+
+/// `(rule, resource id, why)` of a finding kept from the planner.
+pub type Held = (String, String, String);
+
+const NARROWING: [&str; 2] = [
+    crate::rules::FIREWALL_SSH_OPEN,
+    crate::rules::FIREWALL_FORBIDDEN_PORT,
+];
+
+/// Writes `why` as the result of the [`shielded`] findings.
+pub fn annotate(findings: &mut [Finding], shielded: &[Held]) {
+    for f in findings.iter_mut() {
+        if let Some((_, _, why)) = shielded
+            .iter()
+            .find(|(rule, id, _)| *rule == f.rule && *id == f.resource.id)
+        {
+            f.remediation.result = Some(why.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -305,5 +358,57 @@ expires = 2026-11-01T12:00:00+02:00
         );
         let late = expiring(&p.exemptions, at("2027-01-30T00:00:00Z"));
         assert_eq!(late[0].exemption.owner, "platform-team");
+    }
+
+    #[test]
+    fn a_firewall_shared_with_an_exempted_droplet_is_not_narrowed_for_the_others() {
+        let p = policy(
+            "[[exemptions]]\ndroplets = [\"legacy-*\"]\nreason = \"r\"\nowner = \"o\"\nexpires = 2099-01-01\n",
+        );
+        let droplets = [
+            droplet(1, "legacy-1", &[]),
+            droplet(2, "web-2", &["web"]),
+            droplet(3, "web-3", &[]),
+        ];
+        let fw = |id: &str, ids: &[u64], tags: &[&str]| -> Firewall {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "name": format!("fw-{id}"), "droplet_ids": ids, "tags": tags,
+                "inbound_rules": [], "outbound_rules": []
+            }))
+            .expect("firewall")
+        };
+        let firewalls = [fw("shared", &[1], &["web"]), fw("own", &[3], &[])];
+        let mut fs = vec![
+            finding("firewall.ssh-open", 1, "legacy-1"),
+            finding("firewall.ssh-open", 2, "web-2"),
+            finding("firewall.ssh-open", 3, "web-3"),
+            finding("firewall.world-open", 2, "web-2"),
+        ];
+        apply(
+            &mut fs,
+            &droplets,
+            &p.exemptions,
+            at("2026-12-01T00:00:00Z"),
+        );
+        let kept = shielded(&fs, &firewalls, &droplets);
+        let keys: Vec<(&str, &str)> = kept
+            .iter()
+            .map(|(r, id, _)| (r.as_str(), id.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [("firewall.ssh-open", "2")],
+            "only the Droplet sharing fw-shared, only that rule"
+        );
+        assert!(
+            kept[0].2.contains("fw-shared") && kept[0].2.contains("legacy-1"),
+            "{}",
+            kept[0].2
+        );
+        annotate(&mut fs, &kept);
+        assert_eq!(
+            fs[1].remediation.result.as_deref(),
+            Some(kept[0].2.as_str())
+        );
     }
 }

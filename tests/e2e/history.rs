@@ -414,6 +414,13 @@ async fn a_rule_grace_overrides_and_incident_response_ignores_grace() {
         !rules.contains(&"firewall.ssh-open"),
         "the other rules wait a day: {rules:?}"
     );
+    // Found and fixed in the same run: recorded, and resolved at once.
+    let fixed = r
+        .resolved
+        .iter()
+        .find(|e| e.rule == "firewall.missing" && e.resource.id == "3")
+        .expect("resolved");
+    assert_eq!(fixed.resolved.as_deref(), Some(fixed.first_seen.as_str()));
     let r = run_at(&sim, &store, &policy, Utc::now(), Scope::all(), true).await;
     assert!(
         r.changes.iter().any(|c| c.rule == "firewall.ssh-open"),

@@ -172,17 +172,20 @@ impl Tracker {
     }
 
     /// The report's additions (`first_seen`, `resolved`, `exemptions_expiring`), the index and
-    /// the run summaries brought up to date and written. Resolves only what the run covered,
-    /// and nothing when the run was incomplete.
+    /// the run summaries brought up to date and written. `earlier`: what the run saw before it
+    /// changed anything (a finding it fixed is recorded, then resolved). Resolves only what the
+    /// run covered, and nothing when the run was incomplete.
     pub async fn commit(
         mut self,
         store: &Store,
         report: &mut Report,
         policy: &Policy,
-        coverage: &Coverage,
+        (coverage, earlier): (&Coverage, &[Finding]),
     ) -> Result<RunSummary, StoreError> {
         let mut runs = run_summaries(store).await?;
-        let new = self.record_seen(&report.findings);
+        let (new, new_critical) = self.record_seen(earlier);
+        let (later, later_critical) = self.record_seen(&report.findings);
+        let new = (new + later, new_critical + later_critical);
         let resolved_now = if report.run.complete {
             self.resolve_unseen(&report.findings, policy, coverage)
         } else {

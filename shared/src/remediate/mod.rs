@@ -14,7 +14,7 @@ pub use quarantine::{quarantine, restore, QuarantineOutcome, QuarantineRecord};
 use crate::audit::{check_scope, now_rfc3339, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
-use crate::exemptions::expiring;
+use crate::exemptions::{self, expiring};
 use crate::grace;
 use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
@@ -136,10 +136,18 @@ pub async fn remediate(
     let mut findings = evaluate(&snapshot, policy, &opts.scope);
     tracker.prepare(&mut findings, &snapshot.droplets, policy);
     // Grace (crate::grace): findings within their grace period are kept from the planner.
-    let (actionable, held) = match opts.ignore_grace {
+    let (mut actionable, held) = match opts.ignore_grace {
         true => (findings.clone(), Vec::new()),
         false => grace::split(&findings, policy, tracker.now()),
     };
+    // Exemptions (crate::exemptions): a firewall shared with an exempted Droplet is not narrowed.
+    let shielded = exemptions::shielded(&findings, &snapshot.firewalls, &snapshot.droplets);
+    actionable.retain(|f| {
+        !shielded
+            .iter()
+            .any(|(r, id, _)| *r == f.rule && *id == f.resource.id)
+    });
+    let kept = (held, shielded);
     let plan = plan::plan(
         &snapshot,
         policy,
@@ -148,7 +156,7 @@ pub async fn remediate(
         opts.ssh.key.is_some(),
     );
     if opts.dry_run {
-        annotate(&plan, &held, &mut findings, None);
+        annotate(&plan, &kept, &mut findings, None);
         let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
         info.dry_run = true;
         info.cap_reached = plan.cap_reached;
@@ -157,6 +165,7 @@ pub async fn remediate(
         return Ok(report);
     }
     let run_key = record_plan(store, &run, &plan).await?;
+    let earlier = findings.clone();
     let mut ledger = Ledger::new(store, &run.id, &run.trigger);
     let changes = if plan.applicable().next().is_some() {
         apply::apply(client, policy, &plan, &mut ledger, opts.ssh).await?
@@ -173,13 +182,13 @@ pub async fn remediate(
         tracker.prepare(&mut f, &s.droplets, policy);
         (s, f)
     };
-    annotate(&plan, &held, &mut findings, Some(&changes));
+    annotate(&plan, &kept, &mut findings, Some(&changes));
     let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
     info.cap_reached = plan.cap_reached;
     let mut report = Report::new(info, &ids, findings, changes);
     let coverage = Coverage::of(&opts.scope, policy);
     tracker
-        .commit(store, &mut report, policy, &coverage)
+        .commit(store, &mut report, policy, (&coverage, &earlier))
         .await?;
     store.put_json(&run_key, &report).await?;
     Ok(report)
@@ -203,12 +212,13 @@ async fn record_plan(store: &Store, run: &Run, plan: &Plan) -> Result<String, St
 /// `changes`: `None` for a dry run.
 fn annotate(
     plan: &Plan,
-    held: &[grace::Held],
+    (held, shielded): &(Vec<grace::Held>, Vec<exemptions::Held>),
     findings: &mut [Finding],
     changes: Option<&[Change]>,
 ) {
     plan.annotate(findings);
     grace::annotate(findings, held);
+    exemptions::annotate(findings, shielded);
     let Some(changes) = changes else {
         return;
     };

@@ -388,41 +388,46 @@ pub enum IncidentAction {
     Restore,
 }
 
+/// Incident response's audit or remediation (which ignores grace periods) of `ids` (all
+/// Droplets when empty).
+async fn incident_report(
+    deps: &Deps,
+    req: &IncidentRequest,
+    ids: BTreeSet<u64>,
+) -> Result<Report, ServiceError> {
+    let scope = Scope {
+        droplet_ids: (!ids.is_empty()).then_some(ids),
+        no_ssh: false,
+    };
+    if req.action == IncidentAction::Audit {
+        let (client, policy, store) = (&deps.client, &deps.policy, &deps.store);
+        return Ok(crate::audit::audit_recorded(
+            client, policy, store, &scope, "manual", &deps.ssh,
+        )
+        .await?);
+    }
+    let opts = RemediateOptions {
+        scope: scope.clone(),
+        dry_run: req.dry_run,
+        trigger: "manual",
+        ssh: &deps.ssh,
+        now: None,
+        ignore_grace: true,
+    };
+    let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
+    if !req.dry_run {
+        after_run(deps, &r, &scope).await?;
+    }
+    Ok(r)
+}
+
 /// Incident response: audit or remediate the given Droplets (all when none is given), or
 /// quarantine / restore each of them.
 pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, ServiceError> {
     let ids: BTreeSet<u64> = req.droplet_ids.iter().copied().collect();
     match req.action {
         IncidentAction::Audit | IncidentAction::Remediate => {
-            let scope = Scope {
-                droplet_ids: (!ids.is_empty()).then_some(ids),
-                no_ssh: false,
-            };
-            let report = if req.action == IncidentAction::Audit {
-                crate::audit::audit_recorded(
-                    &deps.client,
-                    &deps.policy,
-                    &deps.store,
-                    &scope,
-                    "manual",
-                    &deps.ssh,
-                )
-                .await?
-            } else {
-                let opts = RemediateOptions {
-                    scope: scope.clone(),
-                    dry_run: req.dry_run,
-                    trigger: "manual",
-                    ssh: &deps.ssh,
-                    now: None,
-                    ignore_grace: true,
-                };
-                let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
-                if !req.dry_run {
-                    after_run(deps, &r, &scope).await?;
-                }
-                r
-            };
+            let report = incident_report(deps, &req, ids).await?;
             Ok(json!({"action": req.action, "report": report}))
         }
         IncidentAction::Quarantine | IncidentAction::Restore => {
