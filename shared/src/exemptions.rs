@@ -94,6 +94,16 @@ impl Exemption {
         rule_ok && (by_droplet || by_tag)
     }
 
+    /// As reports and `dropletguard findings` list it: reference and selectors.
+    pub fn listing(&self) -> ExpiringExemption {
+        ExpiringExemption {
+            exemption: self.reference(),
+            droplets: self.droplets.clone(),
+            tags: self.tags.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
     pub fn reference(&self) -> ExemptionRef {
         ExemptionRef {
             reason: self.reason.clone(),
@@ -145,14 +155,7 @@ pub fn expiring(exemptions: &[Exemption], now: DateTime<Utc>) -> Vec<ExpiringExe
         .filter(|e| e.in_force(now) && e.expires_at().is_some_and(|t| t <= horizon))
         .collect();
     soon.sort_by_key(|e| e.expires_at());
-    soon.into_iter()
-        .map(|e| ExpiringExemption {
-            exemption: e.reference(),
-            droplets: e.droplets.clone(),
-            tags: e.tags.clone(),
-            rules: e.rules.clone(),
-        })
-        .collect()
+    soon.into_iter().map(Exemption::listing).collect()
 }
 
 /// The firewall-narrowing findings (`firewall.ssh-open`, `firewall.forbidden-port`) that must

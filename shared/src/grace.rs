@@ -66,3 +66,101 @@ pub fn annotate(findings: &mut [Finding], held: &[Held]) {
         f.remediation.result = Some(format!("not applied: grace period until {until}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Remediation, Resource, ResourceType, Severity};
+
+    fn finding(rule: &str, status: Status, first_seen: Option<&str>) -> Finding {
+        Finding {
+            rule: rule.into(),
+            status,
+            severity: Severity::Critical,
+            resource: Resource {
+                kind: ResourceType::Droplet,
+                id: "3".into(),
+                name: "orphan".into(),
+            },
+            detail: String::new(),
+            remediation: Remediation {
+                mode: Mode::Enforce,
+                planned: None,
+                applied: false,
+                result: None,
+            },
+            exemption: None,
+            first_seen: first_seen.map(str::to_string),
+        }
+    }
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    const POLICY: &str = "[remediation]\nmode = \"enforce\"\ngrace = \"2h\"\n[rules.\"vpc.default\"]\nmode = \"audit\"\n[rules.\"firewall.ssh-open\"]\ngrace = \"0m\"\n";
+
+    #[test]
+    fn held_until_first_seen_plus_grace_then_released() {
+        let p = Policy::parse(POLICY, "p.toml").expect("policy");
+        let f = finding(
+            "firewall.missing",
+            Status::Fail,
+            Some("2026-11-30T10:00:00Z"),
+        );
+        assert_eq!(
+            hold(&f, &p, at("2026-11-30T11:59:59Z")),
+            Some(at("2026-11-30T12:00:00Z"))
+        );
+        assert_eq!(hold(&f, &p, at("2026-11-30T12:00:00Z")), None);
+        let unseen = finding("firewall.missing", Status::Fail, None);
+        assert_eq!(
+            hold(&unseen, &p, at("2026-11-30T10:00:00Z")),
+            Some(at("2026-11-30T12:00:00Z")),
+            "never seen before: the grace starts now"
+        );
+    }
+
+    #[test]
+    fn only_enforced_fail_findings_of_rules_with_a_grace_are_held() {
+        let p = Policy::parse(POLICY, "p.toml").expect("policy");
+        let now = at("2026-11-30T10:00:00Z");
+        assert_eq!(
+            hold(&finding("firewall.ssh-open", Status::Fail, None), &p, now),
+            None
+        );
+        assert_eq!(
+            hold(&finding("vpc.default", Status::Fail, None), &p, now),
+            None
+        );
+        assert_eq!(
+            hold(&finding("firewall.missing", Status::Exempt, None), &p, now),
+            None
+        );
+        assert_eq!(
+            hold(
+                &finding("firewall.missing", Status::Fail, None),
+                &Policy::default(),
+                now
+            ),
+            None,
+            "no grace by default"
+        );
+        let fs = [
+            finding("firewall.missing", Status::Fail, None),
+            finding("firewall.ssh-open", Status::Fail, None),
+        ];
+        let (actionable, held) = split(&fs, &p, now);
+        assert_eq!(actionable.len(), 1);
+        assert_eq!(actionable[0].rule, "firewall.ssh-open");
+        let mut fs = fs.to_vec();
+        annotate(&mut fs, &held);
+        assert_eq!(
+            fs[0].remediation.planned.as_deref(),
+            Some("waiting until 2026-11-30T12:00:00Z: within the grace period (first seen now)")
+        );
+        assert!(fs[1].remediation.planned.is_none());
+    }
+}

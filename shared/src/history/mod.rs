@@ -371,3 +371,52 @@ pub fn open_by_age(index: &FindingsIndex) -> Vec<&Episode> {
     open.sort_by(|a, b| (&a.first_seen, &a.rule).cmp(&(&b.first_seen, &b.rule)));
     open
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn episode(first: &str, resolved: &str) -> Episode {
+        Episode {
+            rule: "firewall.missing".into(),
+            resource: Resource {
+                kind: ResourceType::Droplet,
+                id: "1".into(),
+                name: "d".into(),
+            },
+            severity: Severity::Critical,
+            status: Status::Fail,
+            first_seen: first.into(),
+            last_seen: first.into(),
+            resolved: Some(resolved.into()),
+        }
+    }
+
+    #[test]
+    fn median_and_p90_of_time_to_resolve_within_the_window() {
+        let mut index = FindingsIndex::default();
+        // 1h, 2h, ..., 10h; and one resolved before the window.
+        for h in 1..=10 {
+            index.resolved.push(episode(
+                "2026-11-01T00:00:00Z",
+                &format!("2026-11-01T{h:02}:00:00Z"),
+            ));
+        }
+        index
+            .resolved
+            .push(episode("2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z"));
+        let since = parse_time("2026-10-31T00:00:00Z").expect("time");
+        let t = time_to_resolve(&index, since);
+        assert_eq!(t.resolved, 10);
+        assert_eq!(t.median_seconds, Some(5 * 3600 + 1800), "mean of 5h and 6h");
+        assert_eq!(t.p90_seconds, Some(9 * 3600), "nearest rank: the 9th of 10");
+        index.resolved.truncate(3);
+        let t = time_to_resolve(&index, since);
+        assert_eq!(
+            (t.median_seconds, t.p90_seconds),
+            (Some(7200), Some(3 * 3600))
+        );
+        let none = time_to_resolve(&FindingsIndex::default(), since);
+        assert_eq!((none.resolved, none.median_seconds), (0, None));
+    }
+}

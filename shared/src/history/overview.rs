@@ -59,15 +59,7 @@ pub fn overview(
         window_seconds: window.num_seconds(),
         open,
         time_to_resolve: time_to_resolve(index, now - window),
-        exemptions: in_force
-            .into_iter()
-            .map(|e| ExpiringExemption {
-                exemption: e.reference(),
-                droplets: e.droplets.clone(),
-                tags: e.tags.clone(),
-                rules: e.rules.clone(),
-            })
-            .collect(),
+        exemptions: in_force.into_iter().map(Exemption::listing).collect(),
     }
 }
 

@@ -371,7 +371,7 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
 mod tests {
     use super::*;
 
-    fn err(text: &str) -> String {
+    pub(super) fn err(text: &str) -> String {
         Policy::parse(text, "p.toml")
             .expect_err("policy should be rejected")
             .to_string()
@@ -482,13 +482,8 @@ mode = "enforce"
 
 #[cfg(test)]
 mod exemption_and_grace_tests {
+    use super::tests::err;
     use super::*;
-
-    fn err(text: &str) -> String {
-        Policy::parse(text, "p.toml")
-            .expect_err("policy should be rejected")
-            .to_string()
-    }
 
     const GOOD: &str = r#"[remediation]
 grace = "2h"

@@ -143,3 +143,55 @@ fn resolved_and_expiring(report: &Report) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::RunInfo;
+
+    #[test]
+    fn the_message_names_resolved_findings_and_exemptions_about_to_expire() {
+        let run = RunInfo {
+            id: "r1".into(),
+            trigger: "schedule".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            api_requests: 3,
+            complete: true,
+            cap_reached: false,
+            dry_run: false,
+        };
+        let mut report = Report::new(run, &[1], Vec::new(), Vec::new());
+        report.resolved = serde_json::from_value(serde_json::json!([{
+            "rule": "firewall.ssh-open", "severity": "high", "status": "fail",
+            "resource": {"type": "droplet", "id": "7", "name": "web-7"},
+            "first_seen": "2026-11-29T10:00:00Z", "last_seen": "2026-11-30T09:00:00Z",
+            "resolved": "2026-11-30T10:00:00Z"
+        }]))
+        .expect("episodes");
+        report.exemptions_expiring = serde_json::from_value(serde_json::json!([{
+            "reason": "vendor appliance", "owner": "platform-team", "expires": "2026-12-03",
+            "droplets": ["4011"], "tags": [], "rules": []
+        }]))
+        .expect("exemptions");
+        let text = Notifier::text(&report, &[]);
+        assert!(
+            text.contains("Resolved since the previous full run (1):"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "firewall.ssh-open on droplet web-7 (7), open since 2026-11-29T10:00:00Z"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Exemptions expiring within 7 days (1):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("expires 2026-12-03 (owner platform-team): vendor appliance"),
+            "{text}"
+        );
+    }
+}
