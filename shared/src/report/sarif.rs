@@ -82,7 +82,8 @@ pub fn to_sarif(report: &Report) -> Value {
                     "status": f.status.as_str(),
                     "severity": f.severity.as_str(),
                     "security-severity": security_severity(f.severity),
-                    "remediation": f.remediation
+                    "remediation": f.remediation,
+                    "first_seen": f.first_seen
                 }
             });
             if let Some(e) = &f.exemption {
