@@ -135,19 +135,8 @@ pub async fn remediate(
     observe(&mut snapshot, policy, &opts.scope, opts.ssh).await;
     let mut findings = evaluate(&snapshot, policy, &opts.scope);
     tracker.prepare(&mut findings, &snapshot.droplets, policy);
-    // Grace (crate::grace): findings within their grace period are kept from the planner.
-    let (mut actionable, held) = match opts.ignore_grace {
-        true => (findings.clone(), Vec::new()),
-        false => grace::split(&findings, policy, tracker.now()),
-    };
-    // Exemptions (crate::exemptions): a firewall shared with an exempted Droplet is not narrowed.
-    let shielded = exemptions::shielded(&findings, &snapshot.firewalls, &snapshot.droplets);
-    actionable.retain(|f| {
-        !shielded
-            .iter()
-            .any(|(r, id, _)| *r == f.rule && *id == f.resource.id)
-    });
-    let kept = (held, shielded);
+    // Grace and exemptions: what the planner may act on now, and what it must leave.
+    let (actionable, kept) = for_the_planner(&findings, &snapshot, policy, &opts, tracker.now());
     let plan = plan::plan(
         &snapshot,
         policy,
@@ -194,6 +183,31 @@ pub async fn remediate(
     Ok(report)
 }
 
+/// What grace ([`grace::split`]) and exemptions ([`exemptions::shielded`]: a firewall shared with
+/// an exempted Droplet is not narrowed) leave the planner to act on, and what they kept from it.
+fn for_the_planner(
+    findings: &[Finding],
+    snapshot: &Snapshot,
+    policy: &Policy,
+    opts: &RemediateOptions<'_>,
+    now: DateTime<Utc>,
+) -> (Vec<Finding>, Kept) {
+    let (mut actionable, held) = match opts.ignore_grace {
+        true => (findings.to_vec(), Vec::new()),
+        false => grace::split(findings, policy, now),
+    };
+    let shielded = exemptions::shielded(findings, &snapshot.firewalls, &snapshot.droplets);
+    actionable.retain(|f| {
+        !shielded
+            .iter()
+            .any(|(r, id, _)| *r == f.rule && *id == f.resource.id)
+    });
+    (actionable, (held, shielded))
+}
+
+/// Findings kept from the planner: held by grace, and shielded by an exemption.
+type Kept = (Vec<grace::Held>, Vec<exemptions::Held>);
+
 /// Writes the run's plan to `runs/<start>-<id>.json` (the store must take records before
 /// anything changes); returns the key, which later receives the report.
 async fn record_plan(store: &Store, run: &Run, plan: &Plan) -> Result<String, StoreError> {
@@ -212,7 +226,7 @@ async fn record_plan(store: &Store, run: &Run, plan: &Plan) -> Result<String, St
 /// `changes`: `None` for a dry run.
 fn annotate(
     plan: &Plan,
-    (held, shielded): &(Vec<grace::Held>, Vec<exemptions::Held>),
+    (held, shielded): &Kept,
     findings: &mut [Finding],
     changes: Option<&[Change]>,
 ) {
