@@ -59,6 +59,8 @@ pub async fn run() -> Result<ExitCode> {
         dry_run: false,
         trigger: "cli",
         ssh: &ssh,
+        now: None,
+        ignore_grace: false,
     };
     let fixed = remediate(&client, &policy, &store, opts).await?;
     for c in &fixed.changes {

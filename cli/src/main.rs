@@ -69,6 +69,17 @@ enum Command {
         #[arg(long)]
         no_ssh: bool,
     },
+    /// From the state store: open findings by age, time to resolve, exemptions in force.
+    Findings {
+        /// Policy file (TOML) whose exemptions to list; else $DROPLETGUARD_POLICY; else none.
+        #[arg(long, env = "DROPLETGUARD_POLICY")]
+        policy: Option<PathBuf>,
+        /// How far back time to resolve looks ("30d", "12h").
+        #[arg(long, default_value = "30d")]
+        window: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Isolate a Droplet: tag it with the quarantine tag, whose firewall denies everything outside the management ranges.
     Quarantine {
         #[arg(long = "droplet", value_name = "ID")]
@@ -197,7 +208,15 @@ async fn audit(
         no_ssh,
     };
     let ssh = SshAccess::from_env()?;
-    let report = shared::audit::audit(&client, &policy, &scope, "cli", &ssh).await?;
+    let report = match Store::from_env() {
+        Ok(store) => {
+            shared::audit::audit_recorded(&client, &policy, &store, &scope, "cli", &ssh).await?
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no state store: findings history not kept");
+            shared::audit::audit(&client, &policy, &scope, "cli", &ssh).await?
+        }
+    };
     print_report(&report, format)?;
     Ok(if report.has_findings() {
         ExitCode::from(1)
@@ -226,6 +245,8 @@ async fn remediate(
         dry_run,
         trigger: "cli",
         ssh: &ssh,
+        now: None,
+        ignore_grace: false,
     };
     let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
     print_report(&report, format)?;
@@ -237,6 +258,22 @@ async fn remediate(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn findings(policy: Option<PathBuf>, window: &str, format: Format) -> Result<ExitCode> {
+    let policy = load_policy(policy.as_ref())?;
+    let window = shared::policy::PolicyDuration::parse(window)
+        .map_err(|e| anyhow::anyhow!("--window: {e}"))?;
+    let window = chrono::Duration::from_std(window.0).context("--window is too long")?;
+    let store = Store::from_env()?;
+    let index = shared::history::load_index(&store).await?;
+    let view = shared::history::overview(&index, &policy.exemptions, chrono::Utc::now(), window);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+        Format::Table => print!("{}", view.to_text()),
+        Format::Sarif => anyhow::bail!("findings prints table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Result<ExitCode> {
@@ -435,6 +472,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             format,
             no_ssh,
         } => remediate(policy, droplets, dry_run, format, no_ssh).await,
+        Command::Findings {
+            policy,
+            window,
+            format,
+        } => findings(policy, &window, format).await,
         Command::Quarantine {
             droplet,
             reason,

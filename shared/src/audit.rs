@@ -6,15 +6,19 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
+use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
 use crate::report::{Report, RunInfo};
 use crate::ssh_audit::{observe, SshAccess};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
     #[error(transparent)]
     Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("no Droplet with id {} in this account", .0.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
     UnknownDroplets(Vec<u64>),
 }
@@ -91,7 +95,9 @@ pub async fn audit(
     let mut snapshot = Snapshot::fetch(client).await?;
     let ids = check_scope(&snapshot, scope)?;
     observe(&mut snapshot, policy, scope, ssh).await;
-    let findings = evaluate(&snapshot, policy, scope);
+    let mut findings = evaluate(&snapshot, policy, scope);
+    let now = Utc::now();
+    crate::exemptions::apply(&mut findings, &snapshot.droplets, &policy.exemptions, now);
     let complete = snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok();
     tracing::info!(
         droplets = ids.len(),
@@ -99,10 +105,38 @@ pub async fn audit(
         findings = findings.len(),
         "audit evaluated"
     );
-    Ok(Report::new(
-        run.finish(client, complete),
-        &ids,
-        findings,
-        Vec::new(),
-    ))
+    let mut report = Report::new(run.finish(client, complete), &ids, findings, Vec::new());
+    report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
+    Ok(report)
+}
+
+/// [`audit`], then the state store's findings index (each finding's `first_seen`, what was
+/// resolved, the run's summary). The audit does not depend on the store: when it cannot be
+/// read or written, the report goes without history and a warning is logged.
+pub async fn audit_recorded(
+    client: &Client,
+    policy: &Policy,
+    store: &Store,
+    scope: &Scope,
+    trigger: &str,
+    ssh: &SshAccess,
+) -> Result<Report, AuditError> {
+    let tracker = Tracker::load(store, Utc::now()).await;
+    let mut report = audit(client, policy, scope, trigger, ssh).await?;
+    let recorded = match tracker {
+        Ok(t) => t
+            .commit(
+                store,
+                &mut report,
+                policy,
+                (&Coverage::of(scope, policy), &[]),
+            )
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "findings history not updated");
+    }
+    Ok(report)
 }

@@ -9,8 +9,11 @@ use crate::helpers::*;
 async fn json_report_has_the_contract_shape() {
     let sim = start(fixtures::known()).await;
     let policy = policy_file(fixtures::POLICY);
-    let report = cli(
-        &sim,
+    // A state store of its own: a first run, with nothing resolved before it.
+    let state = tempfile::tempdir().expect("state dir");
+    let report = cli_env(
+        &sim.url(),
+        &sim.token,
         &[
             "audit",
             "--format",
@@ -18,6 +21,10 @@ async fn json_report_has_the_contract_shape() {
             "--policy",
             policy.path().to_str().expect("utf-8 path"),
         ],
+        &[(
+            "DROPLETGUARD_STATE_DIR",
+            state.path().to_str().expect("utf-8"),
+        )],
     )
     .await
     .json();
@@ -26,7 +33,11 @@ async fn json_report_has_the_contract_shape() {
         k.sort();
         k
     };
-    assert_eq!(keys(&report), ["changes", "findings", "run", "summary"]);
+    // The contract's keys, and the run as the findings history recorded it.
+    assert_eq!(
+        keys(&report),
+        ["changes", "findings", "history", "run", "summary"]
+    );
     // The contract's keys, and the extensions (cap_reached, dry_run) beside them.
     assert_eq!(
         keys(&report["run"]),
@@ -43,13 +54,14 @@ async fn json_report_has_the_contract_shape() {
     );
     assert_eq!(
         keys(&report["summary"]),
-        ["changes", "droplets", "fail", "pass", "unknown"]
+        ["changes", "droplets", "exempt", "fail", "pass", "unknown"]
     );
     let f = &report["findings"][0];
     assert_eq!(
         keys(f),
         [
             "detail",
+            "first_seen",
             "remediation",
             "resource",
             "rule",

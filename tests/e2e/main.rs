@@ -8,6 +8,7 @@ mod exactly_once;
 mod fixtures;
 mod formats;
 mod helpers;
+mod history;
 mod quarantine;
 mod remediation;
 mod simulator;

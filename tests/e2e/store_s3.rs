@@ -8,7 +8,7 @@ use crate::remediation::{with_orphans, ENFORCE};
 
 #[path = "../common/moto.rs"]
 pub(crate) mod moto;
-use moto::Moto;
+pub use moto::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_backend_keeps_the_ledger_and_quarantine_records() {

@@ -95,6 +95,28 @@ async fn the_scheduled_run_fixes_a_fleet() {
     assert_eq!(slack.messages().len(), 1);
     let logs = f.stop().await;
     assert_logs_clean(&logs, &[&token]);
+    // One CloudWatch EMF line per run, with what the run did.
+    let emf: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2, "{emf:?}");
+    assert_eq!(emf[0]["Function"], "scheduled-audit");
+    assert_eq!(emf[0]["DropletsAudited"], 150.0);
+    assert_eq!(emf[0]["ChangesApplied"], changes as f64);
+    assert!(emf[0]["NewFindings"].as_f64() > Some(0.0));
+    assert!(
+        emf[0]["ResolvedFindings"].as_f64() > Some(0.0),
+        "what it fixed is resolved"
+    );
+    assert_eq!(
+        (
+            emf[1]["NewFindings"].as_f64(),
+            emf[1]["ChangesApplied"].as_f64()
+        ),
+        (Some(0.0), Some(0.0))
+    );
     sim.shutdown().await;
 }
 

@@ -5,8 +5,10 @@ Reads one JSON object per line on stdin:
   {"kind": "openapi", "path": "/v2/droplets", "method": "get", "status": "200", "body": {...}}
   {"kind": "openapi", "path": "/v2/firewalls", "method": "post", "status": "request", "body": {...}}
   {"kind": "sarif", "body": {...}}
+  {"kind": "emf", "body": {...}}
 and checks each against DigitalOcean's OpenAPI subset (openapi-schema-validator, OAS 3.0
-semantics) or the SARIF 2.1.0 schema (jsonschema, the schema's own draft). Prints one line per failure and
+semantics) or the SARIF 2.1.0 schema (jsonschema, the schema's own draft), or CloudWatch's Embedded Metric Format (tests/tools/emf.schema.json,
+written from the EMF specification). Prints one line per failure and
 exits 1 if any failed, 0 if all passed.
 
 Environment: DO_OPENAPI (path of openapi-subset.json), SARIF_SCHEMA (path of the SARIF schema).
@@ -56,6 +58,10 @@ def main():
                         sarif = json.load(f)
                 cls = jsonschema.validators.validator_for(sarif)
                 cls(sarif).validate(item["body"])
+            elif item["kind"] == "emf":
+                with open(os.path.join(os.path.dirname(__file__), "emf.schema.json")) as f:
+                    emf = json.load(f)
+                jsonschema.Draft7Validator(emf).validate(item["body"])
             else:
                 raise ValueError(f"unknown kind {item['kind']!r}")
             checked += 1

@@ -7,12 +7,16 @@ use shared::service::{poll_actions, Deps};
 const MAX_PAGES: u64 = 10;
 
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let started = std::time::Instant::now();
     let (payload, ctx) = event.into_parts();
     let event_id = serde_json::from_value::<EventBridgeEvent<Value>>(payload)
         .ok()
         .and_then(|e| e.id);
     tracing::info!(request_id = %ctx.request_id, event_id = ?event_id, "poll");
-    let out = poll_actions(deps, MAX_PAGES).await?;
+    let out = poll_actions(deps, MAX_PAGES).await;
+    let value = out.as_ref().ok().and_then(|o| serde_json::to_value(o).ok());
+    shared::metrics::emit("actions-poller", value.as_ref(), started.elapsed());
+    let out = out?;
     tracing::info!(
         actions = out.actions_seen,
         droplets = out.droplets.len(),

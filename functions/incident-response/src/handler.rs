@@ -3,11 +3,14 @@ use serde_json::Value;
 use shared::service::{incident, Deps, IncidentRequest, ServiceError};
 
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let started = std::time::Instant::now();
     let (payload, ctx) = event.into_parts();
     let req: IncidentRequest = serde_json::from_value(payload)
         .map_err(|e| ServiceError::BadRequest(format!("payload: {e}")))?;
     tracing::info!(request_id = %ctx.request_id, action = ?req.action, droplets = req.droplet_ids.len(), "incident response");
-    Ok(incident(deps, req).await?)
+    let out = incident(deps, req).await;
+    shared::metrics::emit("incident-response", out.as_ref().ok(), started.elapsed());
+    Ok(out?)
 }
 
 #[cfg(test)]

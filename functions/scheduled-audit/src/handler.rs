@@ -6,6 +6,7 @@ use shared::service::{scheduled_run, Deps};
 /// Accepts the EventBridge "Scheduled Event" envelope, or whatever constant input a
 /// Scheduler schedule sends: either way, the whole account is checked.
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let started = std::time::Instant::now();
     let (payload, ctx) = event.into_parts();
     match serde_json::from_value::<EventBridgeEvent<Value>>(payload) {
         Ok(e) => {
@@ -13,7 +14,13 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         }
         Err(_) => tracing::info!(request_id = %ctx.request_id, "scheduled run (custom input)"),
     }
-    let report = scheduled_run(deps, "schedule").await?;
+    let report = scheduled_run(deps, "schedule").await;
+    let out = report
+        .as_ref()
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok());
+    shared::metrics::emit("scheduled-audit", out.as_ref(), started.elapsed());
+    let report = report?;
     tracing::info!(
         run_id = %report.run.id,
         droplets = report.summary.droplets,

@@ -20,6 +20,7 @@ fn raw_body(req: &Request) -> &[u8] {
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    let started = std::time::Instant::now();
     let reply = if req.method() != Method::POST {
         HttpReply {
             status: 405,
@@ -33,6 +34,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
             .collect();
         handle_webhook(deps, &headers, raw_body(&req), now()).await
     };
+    let answered = (reply.status < 500).then_some(&reply.body);
+    shared::metrics::emit("webhook", answered, started.elapsed());
     Ok(Response::builder()
         .status(reply.status)
         .header("content-type", "application/json")

@@ -3,6 +3,8 @@
 //! Parsing is strict: an unknown key or a malformed value is an error that names the file,
 //! the line and the key, so that a typo can never silently weaken the policy.
 
+mod duration;
+mod exempt;
 mod ports;
 
 use std::collections::BTreeMap;
@@ -10,10 +12,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use duration::PolicyDuration;
 pub use ports::PortRange;
 
 use crate::catalog;
 pub use crate::catalog::Mode;
+use crate::exemptions::Exemption;
 use crate::net::Cidr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +38,8 @@ pub struct Policy {
     pub remediation: RemediationPolicy,
     /// Per-rule overrides, keyed by rule id.
     pub rules: BTreeMap<String, RuleOverride>,
+    /// `[[exemptions]]`: accepted risks, each with a reason, an owner and an expiry.
+    pub exemptions: Vec<Exemption>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,6 +140,8 @@ pub struct RemediationPolicy {
     pub quarantine_name: String,
     /// The tag that attaches the quarantine firewall: quarantine adds it, restore removes it.
     pub quarantine_tag: String,
+    /// How long a finding must have been open before it is fixed ["0m": at once].
+    pub grace: PolicyDuration,
 }
 
 impl Default for RemediationPolicy {
@@ -144,6 +152,7 @@ impl Default for RemediationPolicy {
             exempt_tag: "dropletguard-exempt".into(),
             quarantine_name: "dropletguard-quarantine".into(),
             quarantine_tag: "dropletguard-quarantine".into(),
+            grace: PolicyDuration::default(),
         }
     }
 }
@@ -154,6 +163,8 @@ impl Default for RemediationPolicy {
 pub struct RuleOverride {
     pub mode: Option<Mode>,
     pub enabled: bool,
+    /// This rule's grace period [the `[remediation] grace`].
+    pub grace: Option<PolicyDuration>,
 }
 
 impl Default for RuleOverride {
@@ -161,6 +172,7 @@ impl Default for RuleOverride {
         RuleOverride {
             mode: None,
             enabled: true,
+            grace: None,
         }
     }
 }
@@ -186,6 +198,15 @@ impl Policy {
             .get(rule)
             .and_then(|o| o.mode)
             .unwrap_or(self.remediation.mode)
+    }
+
+    /// The effective grace period of a rule: its override, else `[remediation] grace`.
+    pub fn grace_for(&self, rule: &str) -> std::time::Duration {
+        self.rules
+            .get(rule)
+            .and_then(|o| o.grace)
+            .unwrap_or(self.remediation.grace)
+            .0
     }
 
     pub fn rule_enabled(&self, rule: &str) -> bool {
@@ -269,7 +290,7 @@ impl Policy {
                 ));
             }
         }
-        Ok(())
+        exempt::check(&self.exemptions, text, file)
     }
 }
 
@@ -354,7 +375,7 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
 mod tests {
     use super::*;
 
-    fn err(text: &str) -> String {
+    pub(super) fn err(text: &str) -> String {
         Policy::parse(text, "p.toml")
             .expect_err("policy should be rejected")
             .to_string()
@@ -462,5 +483,78 @@ mode = "enforce"
     fn bad_tag_is_an_error() {
         let e = err("[firewall]\nbaseline_tag = \"has space\"\n");
         assert!(e.starts_with("p.toml:2: firewall.baseline_tag"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod exemption_and_grace_tests {
+    use super::tests::err;
+    use super::*;
+
+    const GOOD: &str = r#"[remediation]
+grace = "2h"
+
+[rules."firewall.missing"]
+grace = "90m"
+
+[[exemptions]]
+droplets = ["4011", "legacy-*"]
+tags = ["vendor-appliance"]
+rules = ["firewall.world-open"]
+reason = "vendor appliance needs 8443 open; replacement planned"
+owner = "platform-team"
+expires = 2027-01-31
+"#;
+
+    #[test]
+    fn contract_keys_parse() {
+        let p = Policy::parse(GOOD, "p.toml").expect("valid");
+        assert_eq!(p.grace_for("firewall.missing").as_secs(), 90 * 60);
+        assert_eq!(p.grace_for("firewall.ssh-open").as_secs(), 7200);
+        assert_eq!(p.exemptions.len(), 1);
+        assert_eq!(p.exemptions[0].droplets, ["4011", "legacy-*"]);
+        assert_eq!(Policy::default().grace_for("firewall.missing").as_secs(), 0);
+    }
+
+    #[test]
+    fn malformed_exemptions_name_the_key_and_line() {
+        let missing_owner = GOOD.replace("owner = \"platform-team\"\n", "");
+        let e = err(&missing_owner);
+        assert!(e.starts_with("p.toml:7: exemptions"), "{e}");
+        assert!(e.contains("owner"), "{e}");
+        let e = err(&GOOD.replace("owner =", "ownr ="));
+        assert!(e.contains("ownr"), "{e}");
+        let e = err(&GOOD.replace("\"legacy-*\"", "\"legacy-[\""));
+        assert!(
+            e.starts_with("p.toml:8: exemptions.droplets: \"legacy-[\""),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("[\"firewall.world-open\"]", "[\"firewall.wordl-open\"]"));
+        assert!(e.starts_with("p.toml:10: exemptions.rules"), "{e}");
+        let e = err(&GOOD.replace(
+            "reason = \"vendor appliance needs 8443 open; replacement planned\"",
+            "reason = \" \"",
+        ));
+        assert!(e.starts_with("p.toml:11: exemptions.reason"), "{e}");
+        let e = err(&GOOD.replace("expires = 2027-01-31", "expires = \"soon\""));
+        assert!(e.starts_with("p.toml:13: exemptions.expires"), "{e}");
+        let e = err(&GOOD.replace("expires = 2027-01-31", "expires = 12:00:00"));
+        assert!(e.starts_with("p.toml:13: exemptions.expires"), "{e}");
+        let no_selector = GOOD
+            .replace("droplets = [\"4011\", \"legacy-*\"]\n", "")
+            .replace("tags = [\"vendor-appliance\"]\n", "");
+        let e = err(&no_selector);
+        assert!(e.starts_with("p.toml:7: exemptions.droplets"), "{e}");
+    }
+
+    #[test]
+    fn malformed_grace_names_the_key_and_line() {
+        let e = err("[remediation]\ngrace = \"2 hours-ish\"\n");
+        assert!(e.starts_with("p.toml:2: remediation.grace"), "{e}");
+        let e = err("[rules.\"firewall.missing\"]\ngrace = \"soon\"\n");
+        assert!(
+            e.starts_with("p.toml:2: rules.\"firewall.missing\".grace"),
+            "{e}"
+        );
     }
 }

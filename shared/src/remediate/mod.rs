@@ -7,6 +7,7 @@ mod ledger;
 pub mod plan;
 mod quarantine;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 pub use fix::{baseline_request, Fix, RuleEdit, FIXES};
@@ -20,6 +21,9 @@ pub use quarantine::{
 use crate::audit::{check_scope, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
 use crate::evaluate::{evaluate, Scope, Snapshot};
+use crate::exemptions::{self, expiring};
+use crate::grace;
+use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
 use crate::report::{Change, Finding, Report};
 use crate::ssh_audit::{observe, SshAccess};
@@ -50,6 +54,10 @@ pub struct RemediateOptions<'a> {
     pub trigger: &'a str,
     /// How to reach Droplets over SSH (the probe, the service audit, password-auth removal).
     pub ssh: &'a SshAccess,
+    /// The run's clock (exemption expiry, `first_seen`, grace); `None` is the system clock.
+    pub now: Option<DateTime<Utc>>,
+    /// Act on findings still within their grace period (incident response).
+    pub ignore_grace: bool,
 }
 
 /// Audit, plan, apply (unless dry-run), re-read, report. The report's findings are what is
@@ -63,31 +71,37 @@ pub async fn remediate(
     opts: RemediateOptions<'_>,
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
+    let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
     let mut snapshot = Snapshot::fetch(client).await?;
     let ids = check_scope(&snapshot, &opts.scope)?;
     observe(&mut snapshot, policy, &opts.scope, opts.ssh).await;
     let mut findings = evaluate(&snapshot, policy, &opts.scope);
+    tracker.prepare(&mut findings, &snapshot.droplets, policy);
+    // Grace and exemptions: what the planner may act on now, and what it must leave.
+    let (actionable, kept) = for_the_planner(&findings, &snapshot, policy, &opts, tracker.now());
     let plan = plan::plan(
         &snapshot,
         policy,
-        &findings,
+        &actionable,
         &opts.scope,
         opts.ssh.key.is_some(),
     );
     if opts.dry_run {
-        plan.annotate(&mut findings);
+        annotate(&plan, &kept, &mut findings, None);
         let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
         info.dry_run = true;
         info.cap_reached = plan.cap_reached;
-        return Ok(Report::new(info, &ids, findings, Vec::new()));
+        let mut report = Report::new(info, &ids, findings, Vec::new());
+        report.exemptions_expiring = expiring(&policy.exemptions, tracker.now());
+        return Ok(report);
     }
-    let run_key = format!("runs/{}-{}.json", run.started_at.replace(':', ""), run.id);
-    // The store must take records before anything changes.
-    store.put_json(&run_key, &run_record(&run, &plan)).await?;
+    let run_key = record_plan(store, &run, &plan).await?;
+    let earlier = findings.clone();
+    let ledger = Ledger::new(store, &run.id, &run.trigger);
     let mut cx = ApplyContext {
         client,
         policy,
-        ledger: Ledger::new(store, &run.id, &run.trigger),
+        ledger,
         ssh: opts.ssh,
     };
     // Changes a stopped run announced and never recorded: recorded now, and reported.
@@ -97,34 +111,87 @@ pub async fn remediate(
     let (snapshot, mut findings) = if changes.is_empty() {
         (snapshot, findings)
     } else {
-        let mut s = Snapshot::fetch(client).await?;
-        observe(&mut s, policy, &opts.scope, opts.ssh).await;
-        let f = evaluate(&s, policy, &opts.scope);
-        (s, f)
+        reread(client, policy, &opts, &tracker).await?
     };
-    plan.annotate(&mut findings);
-    note_results(&mut findings, &changes);
+    annotate(&plan, &kept, &mut findings, Some(&changes));
     let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
     info.cap_reached = plan.cap_reached;
-    let report = Report::new(info, &ids, findings, changes);
+    let mut report = Report::new(info, &ids, findings, changes);
+    let coverage = Coverage::of(&opts.scope, policy);
+    tracker
+        .commit(store, &mut report, policy, (&coverage, &earlier))
+        .await?;
     store.put_json(&run_key, &report).await?;
     Ok(report)
 }
 
-/// The run's record before anything changes: who started it, and its plan.
-fn run_record(run: &Run, plan: &Plan) -> serde_json::Value {
-    let steps: Vec<_> = plan
-        .steps
-        .iter()
-        .map(|s| json!({"action": s.action, "resource": s.resource, "description": s.description, "within_cap": s.within_cap}))
-        .collect();
-    json!({"run": {"id": run.id, "trigger": run.trigger, "started_at": run.started_at, "status": "started"},
-           "plan": steps})
+/// The account as it is after the changes, evaluated.
+async fn reread(
+    client: &Client,
+    policy: &Policy,
+    opts: &RemediateOptions<'_>,
+    tracker: &Tracker,
+) -> Result<(Snapshot, Vec<Finding>), RemediateError> {
+    let mut s = Snapshot::fetch(client).await?;
+    observe(&mut s, policy, &opts.scope, opts.ssh).await;
+    let mut f = evaluate(&s, policy, &opts.scope);
+    tracker.prepare(&mut f, &s.droplets, policy);
+    Ok((s, f))
 }
 
-/// A finding still failing after its planned change: the change's failure, or that it was
-/// applied and the finding remains.
-fn note_results(findings: &mut [Finding], changes: &[Change]) {
+/// What grace ([`grace::split`]) and exemptions ([`exemptions::shielded`]: a firewall shared with
+/// an exempted Droplet is not narrowed) leave the planner to act on, and what they kept from it.
+fn for_the_planner(
+    findings: &[Finding],
+    snapshot: &Snapshot,
+    policy: &Policy,
+    opts: &RemediateOptions<'_>,
+    now: DateTime<Utc>,
+) -> (Vec<Finding>, Kept) {
+    let (mut actionable, held) = match opts.ignore_grace {
+        true => (findings.to_vec(), Vec::new()),
+        false => grace::split(findings, policy, now),
+    };
+    let shielded = exemptions::shielded(findings, &snapshot.firewalls, &snapshot.droplets);
+    actionable.retain(|f| {
+        !shielded
+            .iter()
+            .any(|(r, id, _)| *r == f.rule && *id == f.resource.id)
+    });
+    (actionable, (held, shielded))
+}
+
+/// Findings kept from the planner: held by grace, and shielded by an exemption.
+type Kept = (Vec<grace::Held>, Vec<exemptions::Held>);
+
+/// Writes the run's plan to `runs/<start>-<id>.json` (the store must take records before
+/// anything changes); returns the key, which later receives the report.
+async fn record_plan(store: &Store, run: &Run, plan: &Plan) -> Result<String, StoreError> {
+    let run_key = format!("runs/{}-{}.json", run.started_at.replace(':', ""), run.id);
+    store
+        .put_json(
+            &run_key,
+            &json!({"run": {"id": run.id, "trigger": run.trigger, "started_at": run.started_at, "status": "started"},
+                    "plan": plan.steps.iter().map(|s| json!({"action": s.action, "resource": s.resource, "description": s.description, "within_cap": s.within_cap})).collect::<Vec<_>>()}),
+        )
+        .await?;
+    Ok(run_key)
+}
+
+/// Writes what remediation planned, held back (grace) and did into the findings.
+/// `changes`: `None` for a dry run.
+fn annotate(
+    plan: &Plan,
+    (held, shielded): &Kept,
+    findings: &mut [Finding],
+    changes: Option<&[Change]>,
+) {
+    plan.annotate(findings);
+    grace::annotate(findings, held);
+    exemptions::annotate(findings, shielded);
+    let Some(changes) = changes else {
+        return;
+    };
     for f in findings {
         if f.remediation.planned.is_some() && f.remediation.result.is_none() {
             let failed = changes

@@ -12,12 +12,15 @@ pub use sarif::to_sarif;
 pub use table::to_table;
 
 pub use crate::catalog::{Mode, Severity};
+use crate::exemptions::{ExemptionRef, ExpiringExemption};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Fail,
     Unknown,
+    /// Held by an exemption in force (`finding.exemption`): neither `fail` nor `unknown`.
+    Exempt,
 }
 
 impl Status {
@@ -25,6 +28,7 @@ impl Status {
         match self {
             Status::Fail => "fail",
             Status::Unknown => "unknown",
+            Status::Exempt => "exempt",
         }
     }
 }
@@ -74,6 +78,12 @@ pub struct Finding {
     pub resource: Resource,
     pub detail: String,
     pub remediation: Remediation,
+    /// The exemption that holds it (status `exempt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<ExemptionRef>,
+    /// When the state store first saw it open (RFC 3339), once a store is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +139,9 @@ pub struct Summary {
     pub fail: usize,
     pub unknown: usize,
     pub changes: usize,
+    /// Findings held by an exemption.
+    #[serde(default)]
+    pub exempt: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +150,15 @@ pub struct Report {
     pub summary: Summary,
     pub findings: Vec<Finding>,
     pub changes: Vec<Change>,
+    /// Findings resolved since the previous full run (from the state store's findings index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<crate::history::Episode>,
+    /// Exemptions in force that expire within 7 days, soonest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions_expiring: Vec<ExpiringExemption>,
+    /// This run as the findings index recorded it (new and resolved counts), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::RunSummary>,
 }
 
 impl Report {
@@ -157,12 +179,15 @@ impl Report {
             summary,
             findings,
             changes,
+            resolved: Vec::new(),
+            exemptions_expiring: Vec::new(),
+            history: None,
         }
     }
 
-    /// Any `fail` or `unknown` finding.
+    /// Any `fail` or `unknown` finding (exempted ones are neither).
     pub fn has_findings(&self) -> bool {
-        !self.findings.is_empty()
+        self.findings.iter().any(|f| f.status != Status::Exempt)
     }
 }
 
@@ -171,7 +196,7 @@ pub fn summarize(droplet_ids: &[u64], findings: &[Finding], changes: usize) -> S
     let mut worst: BTreeMap<&str, Status> = BTreeMap::new();
     for f in findings
         .iter()
-        .filter(|f| f.resource.kind == ResourceType::Droplet)
+        .filter(|f| f.resource.kind == ResourceType::Droplet && f.status != Status::Exempt)
     {
         let e = worst.entry(f.resource.id.as_str()).or_insert(f.status);
         if f.status == Status::Fail {
@@ -181,13 +206,17 @@ pub fn summarize(droplet_ids: &[u64], findings: &[Finding], changes: usize) -> S
     let mut s = Summary {
         droplets: droplet_ids.len(),
         changes,
+        exempt: findings
+            .iter()
+            .filter(|f| f.status == Status::Exempt)
+            .count(),
         ..Default::default()
     };
     for id in droplet_ids {
         match worst.get(id.to_string().as_str()) {
             None => s.pass += 1,
             Some(Status::Fail) => s.fail += 1,
-            Some(Status::Unknown) => s.unknown += 1,
+            Some(Status::Unknown | Status::Exempt) => s.unknown += 1,
         }
     }
     s

@@ -59,11 +59,11 @@ pub fn to_sarif(report: &Report) -> Value {
         .map(|f| {
             let rule_index = RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
             let (kind, lvl) = match f.status {
-                Status::Fail => ("fail", level(f.severity)),
+                Status::Fail | Status::Exempt => ("fail", level(f.severity)),
                 Status::Unknown => ("open", "none"),
             };
             let fq = format!("{}/{}", f.resource.kind.as_str(), f.resource.id);
-            json!({
+            let mut result = json!({
                 "ruleId": f.rule,
                 "ruleIndex": rule_index,
                 "kind": kind,
@@ -82,9 +82,14 @@ pub fn to_sarif(report: &Report) -> Value {
                     "status": f.status.as_str(),
                     "severity": f.severity.as_str(),
                     "security-severity": security_severity(f.severity),
-                    "remediation": f.remediation
+                    "remediation": f.remediation,
+                    "first_seen": f.first_seen
                 }
-            })
+            });
+            if let Some(e) = &f.exemption {
+                result["suppressions"] = suppressions(e);
+            }
+            result
         })
         .collect();
     json!({
@@ -107,4 +112,15 @@ pub fn to_sarif(report: &Report) -> Value {
             "properties": {"summary": report.summary, "api_requests": report.run.api_requests}
         }]
     })
+}
+
+/// An exempted finding's SARIF `suppressions`: decided outside the code (`external`), accepted,
+/// with the exemption's reason as the justification.
+fn suppressions(e: &crate::exemptions::ExemptionRef) -> Value {
+    json!([{
+        "kind": "external",
+        "status": "accepted",
+        "justification": e.reason,
+        "properties": {"owner": e.owner, "expires": e.expires}
+    }])
 }

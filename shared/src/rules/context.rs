@@ -189,6 +189,8 @@ impl<'a> Ctx<'a> {
                 applied: false,
                 result: None,
             },
+            exemption: None,
+            first_seen: None,
         }
     }
 

@@ -120,8 +120,10 @@ async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), Se
         .map(finding_key)
         .collect();
     let new: Vec<&String> = current.difference(&previous).collect();
+    let expiring = expiry_news(deps, report).await?;
+    let resolved = report.history.as_ref().is_some_and(|h| h.resolved > 0);
     if let Some(n) = &deps.notifier {
-        if report.summary.changes > 0 || !new.is_empty() {
+        if report.summary.changes > 0 || !new.is_empty() || resolved || expiring {
             if let Err(e) = n.send(report, &new).await {
                 tracing::error!(error = %e, "notification failed");
             }
@@ -145,6 +147,23 @@ async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), Se
     Ok(())
 }
 
+const EXPIRING_KEY: &str = "state/exemptions-expiring.json";
+
+/// Whether an exemption entered the 7-day expiry notice since the last run (remembered in
+/// `state/exemptions-expiring.json`), so that the notice is sent once, not every run.
+async fn expiry_news(deps: &Deps, report: &Report) -> Result<bool, ServiceError> {
+    let known: BTreeSet<String> = deps.store.get_json(EXPIRING_KEY).await?.unwrap_or_default();
+    let now: BTreeSet<String> = report
+        .exemptions_expiring
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect();
+    if now != known {
+        deps.store.put_json(EXPIRING_KEY, &now).await?;
+    }
+    Ok(now.difference(&known).next().is_some())
+}
+
 /// The scheduled run: the whole account, remediation per policy, report and ledger stored.
 pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, ServiceError> {
     let scope = Scope::all();
@@ -153,6 +172,8 @@ pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, Service
         dry_run: false,
         trigger,
         ssh: &deps.ssh,
+        now: None,
+        ignore_grace: false,
     };
     let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
     after_run(deps, &report, &scope).await?;
@@ -170,6 +191,8 @@ async fn recheck(deps: &Deps, ids: BTreeSet<u64>, trigger: &str) -> Result<Repor
         dry_run: false,
         trigger,
         ssh: &deps.ssh,
+        now: None,
+        ignore_grace: false,
     };
     let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
     after_run(deps, &report, &scope).await?;
@@ -387,31 +410,46 @@ pub enum IncidentAction {
     Restore,
 }
 
+/// Incident response's audit or remediation (which ignores grace periods) of `ids` (all
+/// Droplets when empty).
+async fn incident_report(
+    deps: &Deps,
+    req: &IncidentRequest,
+    ids: BTreeSet<u64>,
+) -> Result<Report, ServiceError> {
+    let scope = Scope {
+        droplet_ids: (!ids.is_empty()).then_some(ids),
+        no_ssh: false,
+    };
+    if req.action == IncidentAction::Audit {
+        let (client, policy, store) = (&deps.client, &deps.policy, &deps.store);
+        return Ok(crate::audit::audit_recorded(
+            client, policy, store, &scope, "manual", &deps.ssh,
+        )
+        .await?);
+    }
+    let opts = RemediateOptions {
+        scope: scope.clone(),
+        dry_run: req.dry_run,
+        trigger: "manual",
+        ssh: &deps.ssh,
+        now: None,
+        ignore_grace: true,
+    };
+    let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
+    if !req.dry_run {
+        after_run(deps, &r, &scope).await?;
+    }
+    Ok(r)
+}
+
 /// Incident response: audit or remediate the given Droplets (all when none is given), or
 /// quarantine / restore each of them.
 pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, ServiceError> {
     let ids: BTreeSet<u64> = req.droplet_ids.iter().copied().collect();
     match req.action {
         IncidentAction::Audit | IncidentAction::Remediate => {
-            let scope = Scope {
-                droplet_ids: (!ids.is_empty()).then_some(ids),
-                no_ssh: false,
-            };
-            let report = if req.action == IncidentAction::Audit {
-                crate::audit::audit(&deps.client, &deps.policy, &scope, "manual", &deps.ssh).await?
-            } else {
-                let opts = RemediateOptions {
-                    scope: scope.clone(),
-                    dry_run: req.dry_run,
-                    trigger: "manual",
-                    ssh: &deps.ssh,
-                };
-                let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
-                if !req.dry_run {
-                    after_run(deps, &r, &scope).await?;
-                }
-                r
-            };
+            let report = incident_report(deps, &req, ids).await?;
             Ok(json!({"action": req.action, "report": report}))
         }
         IncidentAction::Quarantine | IncidentAction::Restore => {

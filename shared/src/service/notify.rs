@@ -55,6 +55,7 @@ impl Notifier {
                 report.changes.len() - 10
             ));
         }
+        lines.extend(resolved_and_expiring(report));
         if !new_critical.is_empty() {
             lines.push(format!("New critical findings ({}):", new_critical.len()));
             for key in new_critical.iter().take(10) {
@@ -81,6 +82,7 @@ impl Notifier {
         lines.join("\n")
     }
 
+    /// Sends the run's message (see [`Notifier::text`]).
     pub async fn send(&self, report: &Report, new_critical: &[&String]) -> Result<(), String> {
         let body = serde_json::json!({ "text": Notifier::text(report, new_critical) });
         let r = self
@@ -104,5 +106,92 @@ impl Notifier {
                 r.status().as_u16()
             ))
         }
+    }
+}
+
+/// Lines for the findings resolved since the previous full run and the exemptions that expire
+/// within 7 days (at most 10 of each).
+fn resolved_and_expiring(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !report.resolved.is_empty() {
+        lines.push(format!(
+            "Resolved since the previous full run ({}):",
+            report.resolved.len()
+        ));
+        for e in report.resolved.iter().take(10) {
+            lines.push(format!(
+                "• {} on {} {} ({}), open since {}",
+                e.rule,
+                e.resource.kind.as_str(),
+                e.resource.name,
+                e.resource.id,
+                e.first_seen
+            ));
+        }
+    }
+    if !report.exemptions_expiring.is_empty() {
+        lines.push(format!(
+            "Exemptions expiring within 7 days ({}):",
+            report.exemptions_expiring.len()
+        ));
+        for e in report.exemptions_expiring.iter().take(10) {
+            lines.push(format!(
+                "• expires {} (owner {}): {}",
+                e.exemption.expires, e.exemption.owner, e.exemption.reason
+            ));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::RunInfo;
+
+    #[test]
+    fn the_message_names_resolved_findings_and_exemptions_about_to_expire() {
+        let run = RunInfo {
+            id: "r1".into(),
+            trigger: "schedule".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            api_requests: 3,
+            complete: true,
+            cap_reached: false,
+            dry_run: false,
+        };
+        let mut report = Report::new(run, &[1], Vec::new(), Vec::new());
+        report.resolved = serde_json::from_value(serde_json::json!([{
+            "rule": "firewall.ssh-open", "severity": "high", "status": "fail",
+            "resource": {"type": "droplet", "id": "7", "name": "web-7"},
+            "first_seen": "2026-11-29T10:00:00Z", "last_seen": "2026-11-30T09:00:00Z",
+            "resolved": "2026-11-30T10:00:00Z"
+        }]))
+        .expect("episodes");
+        report.exemptions_expiring = serde_json::from_value(serde_json::json!([{
+            "reason": "vendor appliance", "owner": "platform-team", "expires": "2026-12-03",
+            "droplets": ["4011"], "tags": [], "rules": []
+        }]))
+        .expect("exemptions");
+        let text = Notifier::text(&report, &[]);
+        assert!(
+            text.contains("Resolved since the previous full run (1):"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "firewall.ssh-open on droplet web-7 (7), open since 2026-11-29T10:00:00Z"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Exemptions expiring within 7 days (1):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("expires 2026-12-03 (owner platform-team): vendor appliance"),
+            "{text}"
+        );
     }
 }
