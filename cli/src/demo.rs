@@ -31,7 +31,8 @@ async fn write_html(
 ) -> Result<std::path::PathBuf> {
     let html = shared::report::html::to_html_by_vpc(client, report, &[]).await?;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
     Ok(path.to_path_buf())

@@ -2,10 +2,12 @@
 //! simulator, over real HTTP on loopback. One test binary, modules by area.
 
 mod audit;
+mod browser;
 mod client;
 mod fixtures;
 mod formats;
 mod helpers;
+mod html_report;
 mod quarantine;
 mod remediation;
 mod simulator;

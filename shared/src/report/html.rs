@@ -129,7 +129,13 @@ pub async fn to_html_by_vpc(
             BTreeMap::new()
         }
     };
-    to_html(report, HtmlContext { groups: &groups, trend })
+    to_html(
+        report,
+        HtmlContext {
+            groups: &groups,
+            trend,
+        },
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -485,32 +491,39 @@ fn y_of(v: u64, max: u64, height: u32) -> u32 {
     height - PAD - (inner * v / max.max(1)) as u32
 }
 
-fn trend(points: &[RunPoint]) -> Trend {
+impl SeverityCounts {
+    /// The counts, worst severity first.
+    pub fn by_severity(&self) -> [(&'static str, u64); 4] {
+        [
+            ("critical", self.critical),
+            ("high", self.high),
+            ("medium", self.medium),
+            ("low", self.low),
+        ]
+    }
+}
+
+fn series(points: &[RunPoint], index: usize, max: u64) -> Series {
     let n = points.len();
-    let by: [(&'static str, fn(&SeverityCounts) -> u64); 4] = [
-        ("critical", |c| c.critical),
-        ("high", |c| c.high),
-        ("medium", |c| c.medium),
-        ("low", |c| c.low),
-    ];
+    let value = |p: &RunPoint| p.open.by_severity()[index].1;
+    Series {
+        severity: SeverityCounts::default().by_severity()[index].0,
+        points: points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{},{}", x_of(i, n), y_of(value(p), max, CHART_H)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        last: points.last().map(value).unwrap_or(0),
+    }
+}
+
+fn trend(points: &[RunPoint]) -> Trend {
     let max_open = points
         .iter()
-        .flat_map(|p| by.iter().map(move |(_, f)| f(&p.open)))
+        .flat_map(|p| p.open.by_severity().map(|(_, v)| v))
         .max()
         .unwrap_or(0);
-    let series = by
-        .iter()
-        .map(|(severity, f)| Series {
-            severity,
-            points: points
-                .iter()
-                .enumerate()
-                .map(|(i, p)| format!("{},{}", x_of(i, n), y_of(f(&p.open), max_open, CHART_H)))
-                .collect::<Vec<_>>()
-                .join(" "),
-            last: points.last().map(|p| f(&p.open)).unwrap_or(0),
-        })
-        .collect();
     let max_bar = points
         .iter()
         .map(|p| p.new.max(p.resolved))
@@ -524,9 +537,9 @@ fn trend(points: &[RunPoint]) -> Trend {
         max_bar,
         first_at: points.first().map(|p| p.at.clone()).unwrap_or_default(),
         last_at: points.last().map(|p| p.at.clone()).unwrap_or_default(),
-        series,
+        series: (0..4).map(|i| series(points, i, max_open)).collect(),
         bars: bars(points, max_bar),
-        runs: n,
+        runs: points.len(),
     }
 }
 
@@ -539,7 +552,10 @@ fn bars(points: &[RunPoint], max: u64) -> Vec<Bar> {
     let mut out = Vec::with_capacity(n * 2);
     for (i, p) in points.iter().enumerate() {
         let cx = x_of(i, n);
-        for (kind, v, x) in [("new", p.new, cx.saturating_sub(w)), ("resolved", p.resolved, cx)] {
+        for (kind, v, x) in [
+            ("new", p.new, cx.saturating_sub(w)),
+            ("resolved", p.resolved, cx),
+        ] {
             let y = y_of(v, max, BAR_H);
             out.push(Bar {
                 x,
@@ -553,7 +569,6 @@ fn bars(points: &[RunPoint], max: u64) -> Vec<Bar> {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -634,7 +649,8 @@ mod tests {
     #[test]
     fn matrix_cells_take_the_worst_open_severity() {
         let mut exempt = finding("ssh.password-auth", "exempt", "critical", "3", "c");
-        exempt["exemption"] = json!({"reason": "vendor box", "owner": "ops", "expires": "2027-01-31"});
+        exempt["exemption"] =
+            json!({"reason": "vendor box", "owner": "ops", "expires": "2027-01-31"});
         exempt["first_seen"] = json!("2026-11-01T00:00:00Z");
         let r = report(vec![
             finding("firewall.world-open", "fail", "medium", "1", "a"),
@@ -646,12 +662,22 @@ mod tests {
         let m = matrix(&rows);
         assert_eq!(m.rules, ["firewall.world-open", "ssh.password-auth"]);
         let prod = m.rows.iter().find(|r| r.group == "prod-vpc").expect("row");
-        assert_eq!((prod.cells[0].count, prod.cells[0].worst.as_str()), (2, "high"));
+        assert_eq!(
+            (prod.cells[0].count, prod.cells[0].worst.as_str()),
+            (2, "high")
+        );
         assert_eq!(prod.cells[0].href, "#finding-1");
         assert_eq!(prod.cells[1].count, 0);
         let dev = m.rows.iter().find(|r| r.group == "dev <vpc>").expect("row");
         assert_eq!(dev.cells[1].worst, "exempt");
-        let html = render(&r, HtmlContext { groups: &g, trend: &[] }).expect("renders");
+        let html = render(
+            &r,
+            HtmlContext {
+                groups: &g,
+                trend: &[],
+            },
+        )
+        .expect("renders");
         assert!(html.contains("vendor box (ops, until 2027-01-31)"));
         assert!(html.contains("2026-11-01T00:00:00Z"));
     }
@@ -660,7 +686,12 @@ mod tests {
     fn trend_scales_to_the_largest_count() {
         let p = |at: &str, critical, low, new, resolved| RunPoint {
             at: at.into(),
-            open: SeverityCounts { critical, high: 0, medium: 0, low },
+            open: SeverityCounts {
+                critical,
+                high: 0,
+                medium: 0,
+                low,
+            },
             new,
             resolved,
         };
@@ -668,13 +699,25 @@ mod tests {
         let t = trend(&points);
         assert_eq!(t.max_open, 10);
         // Top of the chart for the maximum, the baseline for zero.
-        assert_eq!(t.series[0].points, format!("24,24 616,{}", CHART_H - 24 - 66));
-        assert_eq!(t.series[3].points, format!("24,{0} 616,{1}", CHART_H - 24, CHART_H - 24 - 26));
+        assert_eq!(
+            t.series[0].points,
+            format!("24,24 616,{}", CHART_H - 24 - 66)
+        );
+        assert_eq!(
+            t.series[3].points,
+            format!("24,{0} 616,{1}", CHART_H - 24, CHART_H - 24 - 26)
+        );
         assert_eq!(t.series[0].last, 5);
         let tallest = t.bars.iter().max_by_key(|b| b.h).expect("bars");
         assert_eq!((tallest.kind, tallest.h), ("new", BAR_H - 48));
-        let html = render(&report(vec![]), HtmlContext { groups: &NO_GROUPS, trend: &points })
-            .expect("renders");
+        let html = render(
+            &report(vec![]),
+            HtmlContext {
+                groups: &NO_GROUPS,
+                trend: &points,
+            },
+        )
+        .expect("renders");
         assert!(html.contains(r#"<polyline class="line-critical" points="24,24 616,90">"#));
         assert!(!html.contains("No history yet"));
     }
