@@ -289,19 +289,21 @@ fn group_of(f: &Value, groups: &BTreeMap<String, String>) -> String {
 
 /// What remediation would do, did, or why not: `mode: planned → result`.
 fn remediation_text(rem: &Value) -> String {
-    let mut parts = vec![text(&rem["mode"])];
     let planned = text(&rem["planned"]);
-    if !planned.is_empty() {
-        parts.push(planned);
+    let mut result = text(&rem["result"]);
+    if result.is_empty() && rem["applied"].as_bool() == Some(true) {
+        result = "applied".into();
     }
-    let result = text(&rem["result"]);
-    if !result.is_empty() {
-        parts.push(format!("→ {result}"));
-    } else if rem["applied"].as_bool() == Some(true) {
-        parts.push("→ applied".into());
-    }
-    parts.retain(|p| !p.is_empty());
-    parts.join(": ")
+    let what = match (planned.is_empty(), result.is_empty()) {
+        (false, false) => format!("{planned} → {result}"),
+        (false, true) => planned,
+        (true, _) => result,
+    };
+    [text(&rem["mode"]), what]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn exemption(v: &Value) -> Option<Exemption> {
@@ -720,5 +722,17 @@ mod tests {
         .expect("renders");
         assert!(html.contains(r#"<polyline class="line-critical" points="24,24 616,90">"#));
         assert!(!html.contains("No history yet"));
+    }
+
+    #[test]
+    fn remediation_reads_as_a_sentence() {
+        let r = |v: Value| remediation_text(&v);
+        let plan = serde_json::json!({"mode": "enforce", "planned": "attach", "applied": true, "result": "ok"});
+        assert_eq!(r(plan), "enforce: attach → ok");
+        let none = serde_json::json!({"mode": "enforce", "planned": null, "applied": false, "result": "no fix"});
+        assert_eq!(r(none), "enforce: no fix");
+        let audit =
+            serde_json::json!({"mode": "audit", "planned": null, "applied": false, "result": null});
+        assert_eq!(r(audit), "audit");
     }
 }
