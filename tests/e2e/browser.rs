@@ -155,7 +155,9 @@ impl Browser {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => panic!("browser: no {what} within {TIMEOUT:?}"),
-                Err(RecvTimeoutError::Disconnected) => panic!("browser exited waiting for {what}"),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{BROWSER} exited waiting for {what} (is it installed? `make setup` installs it)"
+                ),
             }
         }
     }
