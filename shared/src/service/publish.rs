@@ -48,3 +48,36 @@ async fn store_page(store: &Store, key: &str, html: &str) -> Result<(), ServiceE
     tracing::info!(key, bytes = html.len(), "HTML report stored");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::RunInfo;
+
+    fn report(started_at: &str) -> Report {
+        let run = RunInfo {
+            id: "0b0e7f5c-1d2e-4f00-9a00-000000000001".into(),
+            trigger: "schedule".into(),
+            started_at: started_at.into(),
+            finished_at: started_at.into(),
+            api_requests: 5,
+            complete: true,
+            cap_reached: false,
+            dry_run: false,
+        };
+        Report::new(run, &[], vec![], vec![])
+    }
+
+    #[test]
+    fn pages_are_dated_by_the_run_start() {
+        assert_eq!(
+            dated_key(&report("2026-11-30T19:00:00Z")),
+            "reports/2026-11-30/0b0e7f5c-1d2e-4f00-9a00-000000000001.html"
+        );
+        // A start time that is not RFC 3339 never makes a key outside reports/<date>/.
+        assert_eq!(
+            dated_key(&report("../../etc")),
+            "reports/undated/0b0e7f5c-1d2e-4f00-9a00-000000000001.html"
+        );
+    }
+}
