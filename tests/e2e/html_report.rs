@@ -164,3 +164,43 @@ async fn html_report_snapshot() {
     let (_, html) = json_and_html().await;
     insta::assert_snapshot!("demo_audit_html", normalize(&html));
 }
+
+/// A re-check of one Droplet reads that Droplet and the VPC list, never the whole account, and
+/// its matrix row names the Droplet's VPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_page_reads_only_its_droplets() {
+    let (state, id) = demo_with_evil_name();
+    let vpc_uuid = state.droplets[&id].vpc_uuid.clone();
+    let vpc_name = state
+        .vpcs
+        .iter()
+        .find(|v| Some(&v.id) == vpc_uuid.as_ref())
+        .map(|v| v.name.clone())
+        .unwrap_or_else(|| format!("default VPC ({})", state.droplets[&id].region));
+    let sim = start(state).await;
+    let id_arg = id.to_string();
+    let run = cli(
+        &sim,
+        &[
+            "audit",
+            "--no-ssh",
+            "--droplet",
+            &id_arg,
+            "--format",
+            "html",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!(r#"<td class="group">{vpc_name}</td>"#)),
+        "{vpc_name} not a matrix row"
+    );
+    assert!(!run.stdout.contains(r#"<td class="group">VPC unknown</td>"#));
+    let log = sim.requests();
+    let droplet_path = format!("/v2/droplets/{id}");
+    assert!(log.iter().any(|r| r.path == droplet_path));
+    // The audit's own lists (regular and GPU Droplets) and nothing more.
+    assert_eq!(log.iter().filter(|r| r.path == "/v2/droplets").count(), 2);
+}

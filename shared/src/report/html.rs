@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Report;
-use crate::digitalocean::{ApiError, Client};
+use crate::digitalocean::{ApiError, Client, Droplet};
 
 const TEMPLATE: &str = include_str!("report.html");
 const SCRIPT: &str = include_str!("report.js");
@@ -98,31 +98,78 @@ pub async fn droplet_vpcs(client: &Client) -> Result<BTreeMap<String, String>, A
     let (droplets, gpus, vpcs) = tokio::join!(
         client.list_droplets(),
         client.list_gpu_droplets(),
-        client.list_vpcs()
+        vpc_names(client)
     );
-    let vpcs: BTreeMap<String, String> = vpcs?.into_iter().map(|v| (v.id, v.name)).collect();
+    let vpcs = vpcs?;
     Ok(droplets?
         .iter()
         .chain(gpus?.iter())
-        .map(|d| {
-            let name = match &d.vpc_uuid {
-                Some(u) => vpcs.get(u).cloned().unwrap_or_else(|| format!("VPC {u}")),
-                None => format!("default VPC ({})", d.region_slug()),
-            };
-            (d.id.to_string(), name)
-        })
+        .map(|d| (d.id.to_string(), vpc_label(d, &vpcs)))
         .collect())
 }
 
-/// The page with the matrix grouped by VPC ([`droplet_vpcs`]: three more API list calls, not
-/// counted in the report's `api_requests`). When those lists cannot be read, the page still
-/// renders, with Droplets under [`UNKNOWN_GROUP`].
+/// At most this many Droplets with findings are read one by one rather than by listing all.
+const READ_ONE_BY_ONE: usize = 20;
+
+/// The VPC names of the Droplets that have findings in `report` (the only ones the matrix
+/// shows): one `GET /v2/droplets/{id}` each when there are few (a webhook's re-check does not
+/// list the whole account), else [`droplet_vpcs`].
+async fn vpcs_of_findings(
+    client: &Client,
+    report: &Report,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let ids: BTreeSet<u64> = report
+        .findings
+        .iter()
+        .filter(|f| f.resource.kind == super::ResourceType::Droplet)
+        .filter_map(|f| f.resource.id.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    if ids.len() > READ_ONE_BY_ONE {
+        return droplet_vpcs(client).await;
+    }
+    let vpcs = vpc_names(client).await?;
+    let mut out = BTreeMap::new();
+    for id in ids {
+        match client.get_droplet(id).await {
+            Ok(d) => {
+                out.insert(id.to_string(), vpc_label(&d, &vpcs));
+            }
+            // Deleted since the audit: it shows under UNKNOWN_GROUP.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+async fn vpc_names(client: &Client) -> Result<BTreeMap<String, String>, ApiError> {
+    Ok(client
+        .list_vpcs()
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v.name))
+        .collect())
+}
+
+fn vpc_label(d: &Droplet, vpcs: &BTreeMap<String, String>) -> String {
+    match &d.vpc_uuid {
+        Some(u) => vpcs.get(u).cloned().unwrap_or_else(|| format!("VPC {u}")),
+        None => format!("default VPC ({})", d.region_slug()),
+    }
+}
+
+/// The page with the matrix grouped by VPC: a few more API requests (see
+/// [`vpcs_of_findings`]), not counted in the report's `api_requests`. When they fail, the page
+/// still renders, with Droplets under [`UNKNOWN_GROUP`].
 pub async fn to_html_by_vpc(
     client: &Client,
     report: &Report,
     trend: &[RunPoint],
 ) -> Result<String, HtmlError> {
-    let groups = match droplet_vpcs(client).await {
+    let groups = match vpcs_of_findings(client, report).await {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(error = %e, "the HTML report's VPC grouping could not be read");
