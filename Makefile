@@ -15,7 +15,7 @@ EVENT ?= functions/$(FUNCTION)/events/$(firstword $(notdir $(wildcard functions/
 .PHONY: help setup build build-lambda deploy invoke-local test lint demo sim bench clean openssh-newer
 
 help:
-	@echo "make setup   install what the tests need (openssh-server, Python validators, moto_server, cfn-lint, the SARIF schema)"
+	@echo "make setup   install what the tests need (openssh-server, chromium, Python validators, moto_server, cfn-lint, the SARIF schema)"
 	@echo "make build   build the dropletguard command (release)"
 	@echo "make build-lambda   the four functions for Lambda (arm64, cargo-lambda + zig)"
 	@echo "make deploy         sam build, then sam deploy --guided (the first time)"
@@ -36,6 +36,9 @@ setup:
 	  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; tmp_policy=1; fi; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client iproute2 net-tools >/dev/null; \
 	  if [ -n "$$tmp_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; }
+	@# Debian's Chromium, for the HTML report's browser test (headless, driven over a pipe).
+	@command -v chromium >/dev/null || { apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@python3 -c 'import openapi_schema_validator, jsonschema' 2>/dev/null && command -v moto_server >/dev/null && command -v cfn-lint >/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check $(PY_TEST_DEPS) || \
 	  python3 -m pip install --quiet --break-system-packages $(PY_TEST_DEPS)

@@ -23,6 +23,21 @@ max_changes_per_run = 100
 probe = false
 "#;
 
+/// Writes a report's HTML page to `path`, returning the path.
+async fn write_html(
+    client: &shared::digitalocean::Client,
+    report: &shared::report::Report,
+    path: &std::path::Path,
+) -> Result<std::path::PathBuf> {
+    let html = shared::report::html::to_html_by_vpc(client, report, &[]).await?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
 pub async fn run() -> Result<ExitCode> {
     let token = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let state = sim::fleet::demo();
@@ -90,6 +105,13 @@ pub async fn run() -> Result<ExitCode> {
         after.summary.fail
     );
     println!("What is left has no safe automatic fix (open ports to review, VPC moves, failed firewalls).");
+    let before_html = write_html(&client, &before, &dir.join("before.html")).await?;
+    let after_html = write_html(&client, &fixed, &dir.join("after.html")).await?;
+    println!(
+        "\nHTML reports (open in a browser):\n  before: {}\n  after:  {}",
+        before_html.display(),
+        after_html.display()
+    );
     println!(
         "\nRun it yourself: `dropletguard sim --droplets 1000` in one terminal, then\n`DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit --no-ssh` in another\n(simulated Droplets have no SSH servers to probe)."
     );

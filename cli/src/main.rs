@@ -34,6 +34,8 @@ enum Format {
     Table,
     Json,
     Sarif,
+    /// One self-contained HTML page (README: "The HTML report").
+    Html,
 }
 
 #[derive(Subcommand)]
@@ -181,8 +183,9 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
     }
 }
 
-fn print_report(report: &Report, format: Format) -> Result<()> {
+async fn print_report(report: &Report, format: Format, client: &Client) -> Result<()> {
     let text = match format {
+        Format::Html => shared::report::html::to_html_by_vpc(client, report, &[]).await?,
         Format::Json => serde_json::to_string_pretty(report)?,
         Format::Sarif => serde_json::to_string_pretty(&to_sarif(report))?,
         Format::Table => to_table(report, terminal_width()),
@@ -217,7 +220,7 @@ async fn audit(
             shared::audit::audit(&client, &policy, &scope, "cli", &ssh).await?
         }
     };
-    print_report(&report, format)?;
+    print_report(&report, format, &client).await?;
     Ok(if report.has_findings() {
         ExitCode::from(1)
     } else {
@@ -249,7 +252,7 @@ async fn remediate(
         ignore_grace: false,
     };
     let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
-    print_report(&report, format)?;
+    print_report(&report, format, &client).await?;
     if !dry_run {
         eprintln!("records: {}", store.location());
     }
@@ -271,7 +274,7 @@ async fn findings(policy: Option<PathBuf>, window: &str, format: Format) -> Resu
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
         Format::Table => print!("{}", view.to_text()),
-        Format::Sarif => anyhow::bail!("findings prints table or json"),
+        Format::Sarif | Format::Html => anyhow::bail!("findings prints table or json"),
     }
     Ok(ExitCode::SUCCESS)
 }

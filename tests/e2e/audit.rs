@@ -404,6 +404,20 @@ async fn demo_shows_the_insecure_fleet() {
         assert!(stdout.contains(rule), "demo shows {rule}:\n{stdout}");
     }
     assert!(stdout.contains("Droplets audited"), "{stdout}");
+    // The before and after HTML reports are written, and their paths printed.
+    let page = |label: &str| {
+        let path = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} path in:\n{stdout}"))
+            .trim();
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let (before, after) = (page("before:"), page("after:"));
+    assert!(before.contains(r#"id="tile-changes">0<"#));
+    assert!(before.contains("This run changed nothing."));
+    assert!(!after.contains(r#"id="tile-changes">0<"#));
+    assert!(after.contains(r#"id="changes-table""#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! simulator, over real HTTP on loopback. One test binary, modules by area.
 
 mod audit;
+mod browser;
 mod client;
 mod deny;
 mod exactly_once;
@@ -9,6 +10,7 @@ mod fixtures;
 mod formats;
 mod helpers;
 mod history;
+mod html_report;
 mod quarantine;
 mod remediation;
 mod simulator;

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use shared::store::StateStore;
 
 const POLICY: &str =
     "[management]\ncidrs = [\"203.0.113.0/24\"]\n[ssh]\nprobe = false\n[remediation]\nmax_changes_per_run = 500\n";
@@ -87,12 +88,55 @@ async fn the_scheduled_run_fixes_a_fleet() {
             .contains("changes applied"),
         "{msgs:?}"
     );
+    // The run's HTML report is in the bucket, dated and as the latest, and the notification
+    // links to it with a presigned URL valid for 7 days that fetches it.
+    let text = msgs[0]["text"].as_str().unwrap_or_default();
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Report: "))
+        .unwrap_or_else(|| panic!("no report link in {text}"));
+    assert!(
+        url.starts_with(&format!("{}/dg-state/reports/", moto.url)),
+        "{url}"
+    );
+    assert!(url.contains("X-Amz-Expires=604800") && url.contains("X-Amz-Signature="));
+    let page = reqwest::get(url).await.expect("GET the presigned URL");
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["content-type"].to_str().ok(),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text().await.expect("page");
+    assert!(html.contains(r#"id="tile-droplets">150<"#), "{html}");
+    assert!(html.contains(&format!(r#"id="tile-changes">{changes}<"#)));
+    let dated =
+        shared::service::dated_key(&serde_json::from_value(report.clone()).expect("report"));
+    assert!(url.contains(&dated), "{url} is not {dated}");
+    let stored = |key: &str| {
+        let store = &store;
+        let key = key.to_string();
+        async move {
+            store
+                .get(&key)
+                .await
+                .expect("get")
+                .map(|b| String::from_utf8(b).expect("utf-8"))
+        }
+    };
+    assert_eq!(stored(&dated).await.as_deref(), Some(html.as_str()));
+    assert_eq!(
+        stored("reports/latest.html").await.as_deref(),
+        Some(html.as_str())
+    );
     // A second run: nothing left to change, no notification.
     let again = f
         .ok(&serde_json::json!({"custom": "input from a Scheduler schedule"}))
         .await;
     assert_eq!(again["changes"].as_array().map(Vec::len), Some(0));
     assert_eq!(slack.messages().len(), 1);
+    // Its page is the latest now.
+    let latest = stored("reports/latest.html").await.expect("latest.html");
+    assert!(latest.contains(&again["run"]["id"].as_str().expect("run id").to_string()));
     let logs = f.stop().await;
     assert_logs_clean(&logs, &[&token]);
     // One CloudWatch EMF line per run, with what the run did.

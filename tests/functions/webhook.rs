@@ -122,6 +122,12 @@ async fn signed_events_recheck_only_the_droplets_they_touch() {
     assert!(log
         .iter()
         .any(|r| r.path == format!("/v2/droplets/{target}")));
+    // Its HTML page is stored, dated; `reports/latest.html` is kept for whole-account runs.
+    let run: shared::report::Report = serde_json::from_value(report.clone()).expect("report");
+    let page = account.state.path().join(shared::service::dated_key(&run));
+    let html = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    assert!(html.contains(r#"id="tile-droplets">1<"#));
+    assert!(!account.state.path().join("reports/latest.html").exists());
     let tagged = sim.with_state(|s| {
         s.droplets
             .values()

@@ -1,6 +1,7 @@
-//! The run report (CONTRACT.md): findings, changes and a summary, rendered as JSON, a table
-//! or SARIF 2.1.0.
+//! The run report (CONTRACT.md): findings, changes and a summary, rendered as JSON, a table,
+//! SARIF 2.1.0 or a self-contained HTML page.
 
+pub mod html;
 mod sarif;
 mod table;
 
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use html::{to_html, HtmlContext, RunPoint};
 pub use sarif::to_sarif;
 pub use table::to_table;
 

@@ -3,6 +3,7 @@
 
 mod config;
 mod notify;
+mod publish;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::{parse_secret_list, policy_from_env};
 pub use notify::Notifier;
+pub use publish::{dated_key, publish_html, LATEST_KEY, LINK_VALIDITY};
 
 use crate::audit::{now_rfc3339, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
@@ -39,6 +41,8 @@ pub enum ServiceError {
     Remediate(#[from] RemediateError),
     #[error("invalid request: {0}")]
     BadRequest(String),
+    #[error(transparent)]
+    Html(#[from] crate::report::html::HtmlError),
 }
 
 impl From<crate::aws::AwsError> for ServiceError {
@@ -109,8 +113,9 @@ fn finding_key(f: &crate::report::Finding) -> String {
 
 const CRITICAL_KEY: &str = "state/critical-findings.json";
 
-/// After a run: remember the critical findings, and notify when something changed or a
-/// critical finding is new. A failed notification is logged, never fatal.
+/// After a run: publish its HTML report, remember the critical findings, and notify (with a
+/// link to the report) when something changed or a critical finding is new. A failed
+/// notification is logged, never fatal.
 async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), ServiceError> {
     let previous: BTreeSet<String> = deps.store.get_json(CRITICAL_KEY).await?.unwrap_or_default();
     let current: BTreeSet<String> = report
@@ -122,9 +127,10 @@ async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), Se
     let new: Vec<&String> = current.difference(&previous).collect();
     let expiring = expiry_news(deps, report).await?;
     let resolved = report.history.as_ref().is_some_and(|h| h.resolved > 0);
+    let link = publish_html(deps, report, scope.droplet_ids.is_none()).await?;
     if let Some(n) = &deps.notifier {
         if report.summary.changes > 0 || !new.is_empty() || resolved || expiring {
-            if let Err(e) = n.send(report, &new).await {
+            if let Err(e) = n.send(report, &new, link.as_deref()).await {
                 tracing::error!(error = %e, "notification failed");
             }
         }

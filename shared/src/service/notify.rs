@@ -33,8 +33,9 @@ impl Notifier {
         Ok(Notifier { url, http })
     }
 
-    /// The message: what changed, and the new critical findings.
-    pub fn text(report: &Report, new_critical: &[&String]) -> String {
+    /// The message: what changed, the new critical findings, and a link to the run's HTML
+    /// report when there is one.
+    pub fn text(report: &Report, new_critical: &[&String], link: Option<&str>) -> String {
         let s = &report.summary;
         let mut lines = vec![format!(
             "dropletguard {} run {}: {} Droplets audited, {} fail, {} unknown; {} changes applied.",
@@ -79,12 +80,20 @@ impl Notifier {
                 lines.push(format!("• {detail}"));
             }
         }
+        if let Some(url) = link {
+            lines.push(format!("Report: {url}"));
+        }
         lines.join("\n")
     }
 
     /// Sends the run's message (see [`Notifier::text`]).
-    pub async fn send(&self, report: &Report, new_critical: &[&String]) -> Result<(), String> {
-        let body = serde_json::json!({ "text": Notifier::text(report, new_critical) });
+    pub async fn send(
+        &self,
+        report: &Report,
+        new_critical: &[&String],
+        link: Option<&str>,
+    ) -> Result<(), String> {
+        let body = serde_json::json!({ "text": Notifier::text(report, new_critical, link) });
         let r = self
             .http
             .post(self.url.clone())
@@ -174,7 +183,7 @@ mod tests {
             "droplets": ["4011"], "tags": [], "rules": []
         }]))
         .expect("exemptions");
-        let text = Notifier::text(&report, &[]);
+        let text = Notifier::text(&report, &[], None);
         assert!(
             text.contains("Resolved since the previous full run (1):"),
             "{text}"

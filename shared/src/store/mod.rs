@@ -124,6 +124,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores a page as `text/html; charset=utf-8` (S3) or a file (directory).
+    pub async fn put_html(&self, key: &str, html: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.put(key, html.as_bytes()).await,
+            Store::S3(s) => {
+                s.put_typed(key, html.as_bytes(), "text/html; charset=utf-8")
+                    .await
+            }
+        }
+    }
+
+    /// A link to `key` valid for `expires_in`: a presigned `GetObject` URL on S3; `None` for a
+    /// directory (the file's path is in [`Store::location`]).
+    pub fn presigned_get(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Dir(_) => Ok(None),
+            Store::S3(s) => s.presigned_get(key, expires_in).map(Some),
+        }
+    }
+}
+
 /// The CLI's default directory.
 pub fn default_dir() -> Result<std::path::PathBuf, StoreError> {
     if let Some(d) = std::env::var_os("DROPLETGUARD_STATE_DIR").filter(|d| !d.is_empty()) {

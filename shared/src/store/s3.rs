@@ -1,5 +1,7 @@
 //! The S3 backend: one object per key under an optional prefix, SigV4-signed requests.
 
+use std::time::Duration;
+
 use quick_xml::events::Event;
 use reqwest::Method;
 
@@ -150,10 +152,16 @@ fn parse_list(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
     Ok((keys, if truncated { token } else { None }))
 }
 
-impl StateStore for S3Store {
-    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+impl S3Store {
+    /// `PutObject` with the given `Content-Type` (the state store's own records are JSON).
+    pub async fn put_typed(
+        &self,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         check_key(key)?;
-        let headers = [("content-type", "application/json".to_string())];
+        let headers = [("content-type", content_type.to_string())];
         let r = self
             .client
             .send("s3", Method::PUT, &self.url(key), &headers, body)
@@ -163,6 +171,26 @@ impl StateStore for S3Store {
         } else {
             Err(self.fail(key, r.status, &r.body))
         }
+    }
+
+    /// A presigned `GetObject` URL for `key`, valid for `expires_in` (at most 7 days; see
+    /// [`crate::aws::AwsClient::presign`] for temporary credentials). The bucket stays private:
+    /// the URL carries the signer's permission to read this one object.
+    pub fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<String, StoreError> {
+        check_key(key)?;
+        Ok(self.client.presign(
+            "s3",
+            "GET",
+            &self.url(key),
+            expires_in,
+            std::time::SystemTime::now(),
+        )?)
+    }
+}
+
+impl StateStore for S3Store {
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        self.put_typed(key, body, "application/json").await
     }
 
     async fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, StoreError> {
