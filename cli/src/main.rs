@@ -10,6 +10,7 @@ use shared::remediate::RemediateOptions;
 use shared::report::{to_sarif, to_table, Report};
 use shared::ssh_audit::SshAccess;
 use shared::store::{StateStore, Store};
+use shared::text::{printable, printable_lines};
 use shared::webhook::{sign, verify, Secret};
 use shared::{Policy, Scope};
 
@@ -171,6 +172,7 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
 }
 
 fn print_report(report: &Report, format: Format) -> Result<()> {
+    // JSON and SARIF escape control characters as JSON requires; the table escapes them.
     let text = match format {
         Format::Json => serde_json::to_string_pretty(report)?,
         Format::Sarif => serde_json::to_string_pretty(&to_sarif(report))?,
@@ -178,6 +180,16 @@ fn print_report(report: &Report, format: Format) -> Result<()> {
     };
     println!("{}", text.trim_end());
     Ok(())
+}
+
+/// 1 when a finding is `fail` or `unknown`, or the run could not read the whole account
+/// (never 0 for an incomplete run); else 0.
+fn exit_status(report: &Report) -> ExitCode {
+    if report.has_findings() || !report.run.complete {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn terminal_width() -> Option<u16> {
@@ -199,11 +211,7 @@ async fn audit(
     let ssh = SshAccess::from_env()?;
     let report = shared::audit::audit(&client, &policy, &scope, "cli", &ssh).await?;
     print_report(&report, format)?;
-    Ok(if report.has_findings() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_status(&report))
 }
 
 async fn remediate(
@@ -230,13 +238,9 @@ async fn remediate(
     let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
     print_report(&report, format)?;
     if !dry_run {
-        eprintln!("records: {}", store.location());
+        eprintln!("records: {}", printable(&store.location()));
     }
-    Ok(if report.has_findings() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_status(&report))
 }
 
 async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Result<ExitCode> {
@@ -250,19 +254,20 @@ async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Re
     if out.changed {
         println!(
             "Droplet {droplet} ({}) is quarantined: only firewall {} covers it (SSH from the management ranges).",
-            out.record.droplet_name, policy.remediation.quarantine_name
+            printable(&out.record.droplet_name),
+            printable(&policy.remediation.quarantine_name)
         );
     } else {
         println!(
             "Droplet {droplet} ({}) was already quarantined; nothing changed.",
-            out.record.droplet_name
+            printable(&out.record.droplet_name)
         );
     }
     println!(
         "Recorded before quarantine: firewalls by id [{}], tags [{}]. Record: {}/quarantine/{droplet}.json",
-        out.record.firewall_ids.join(", "),
-        out.record.tags.join(", "),
-        store.location()
+        printable(&out.record.firewall_ids.join(", ")),
+        printable(&out.record.tags.join(", ")),
+        printable(&store.location())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -276,19 +281,19 @@ async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
     if out.changed {
         println!(
             "Droplet {droplet} ({}) is restored: firewalls by id [{}], tags [{}].",
-            out.record.droplet_name,
-            out.record.firewall_ids.join(", "),
-            out.record.tags.join(", ")
+            printable(&out.record.droplet_name),
+            printable(&out.record.firewall_ids.join(", ")),
+            printable(&out.record.tags.join(", "))
         );
         for c in &out.changes {
             if c.result != "ok" {
-                println!("note: {}", c.result);
+                println!("note: {}", printable(&c.result));
             }
         }
     } else {
         println!(
             "Droplet {droplet} ({}) was already restored; nothing changed.",
-            out.record.droplet_name
+            printable(&out.record.droplet_name)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -329,14 +334,14 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
                     println!("valid");
                     eprintln!(
                         "webhook-id {} at {}, secret #{}",
-                        v.id,
+                        printable(&v.id),
                         v.timestamp,
                         v.secret_index + 1
                     );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    println!("invalid: {e}");
+                    println!("invalid: {}", printable(&e.to_string()));
                     Ok(ExitCode::from(1))
                 }
             }
@@ -350,7 +355,8 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
             let body = std::fs::read(&event_file)
                 .with_context(|| format!("reading {}", event_file.display()))?;
             if let Err(e) = shared::webhook::parse_event(&body) {
-                eprintln!("warning: {}: {e} (sending it anyway)", event_file.display());
+                let warning = format!("{}: {e}", event_file.display());
+                eprintln!("warning: {} (sending it anyway)", printable(&warning));
             }
             let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
             let ts = unix_now();
@@ -372,7 +378,7 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
                 status.as_u16(),
                 status.canonical_reason().unwrap_or("")
             );
-            println!("{}", text.trim_end());
+            println!("{}", printable_lines(text.trim_end()));
             Ok(if status.is_success() {
                 ExitCode::SUCCESS
             } else {
@@ -471,7 +477,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

@@ -43,14 +43,16 @@ impl Run {
         }
     }
 
-    pub fn finish(&self, client: &Client, complete: bool) -> RunInfo {
+    /// The run's record. It is complete when `incomplete` (why not) is empty.
+    pub fn finish(&self, client: &Client, incomplete: Vec<String>) -> RunInfo {
         RunInfo {
             id: self.id.clone(),
             trigger: self.trigger.clone(),
             started_at: self.started_at.clone(),
             finished_at: now_rfc3339(),
             api_requests: client.requests().saturating_sub(self.requests_at_start),
-            complete,
+            complete: incomplete.is_empty(),
+            incomplete,
             cap_reached: false,
             dry_run: false,
         }
@@ -92,7 +94,6 @@ pub async fn audit(
     let ids = check_scope(&snapshot, scope)?;
     observe(&mut snapshot, policy, scope, ssh).await;
     let findings = evaluate(&snapshot, policy, scope);
-    let complete = snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok();
     tracing::info!(
         droplets = ids.len(),
         firewalls = snapshot.firewalls.len(),
@@ -100,7 +101,7 @@ pub async fn audit(
         "audit evaluated"
     );
     Ok(Report::new(
-        run.finish(client, complete),
+        run.finish(client, snapshot.incomplete_reasons()),
         &ids,
         findings,
         Vec::new(),

@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub ssh_keys: Result<Vec<SshKey>, String>,
     /// Per Droplet: what the SSH probe and the service audit saw (empty when not run).
     pub ssh: BTreeMap<u64, SshObservation>,
+    /// Why the lists read may not be the whole account (e.g. a list short of its `meta.total`).
+    pub incomplete: Vec<String>,
 }
 
 /// What a connection to one Droplet showed.
@@ -40,6 +42,7 @@ impl Default for Snapshot {
             vpcs: Ok(Vec::new()),
             ssh_keys: Ok(Vec::new()),
             ssh: BTreeMap::new(),
+            incomplete: Vec::new(),
         }
     }
 }

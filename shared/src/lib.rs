@@ -17,6 +17,7 @@ mod snapshot;
 pub mod ssh;
 pub mod ssh_audit;
 pub mod store;
+pub mod text;
 pub mod webhook;
 
 pub use evaluate::{evaluate, Scope, Snapshot};

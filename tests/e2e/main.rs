@@ -6,6 +6,7 @@ mod client;
 mod fixtures;
 mod formats;
 mod helpers;
+mod hostile_api;
 mod quarantine;
 mod remediation;
 mod simulator;

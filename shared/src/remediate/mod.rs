@@ -135,7 +135,7 @@ pub async fn remediate(
     );
     if opts.dry_run {
         plan.annotate(&mut findings);
-        let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
+        let mut info = run.finish(client, snapshot.incomplete_reasons());
         info.dry_run = true;
         info.cap_reached = plan.cap_reached;
         return Ok(Report::new(info, &ids, findings, Vec::new()));
@@ -177,7 +177,7 @@ pub async fn remediate(
             });
         }
     }
-    let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
+    let mut info = run.finish(client, snapshot.incomplete_reasons());
     info.cap_reached = plan.cap_reached;
     let report = Report::new(info, &ids, findings, changes);
     store.put_json(&run_key, &report).await?;

@@ -153,6 +153,7 @@ fn snapshot_of(n: usize) -> Res<shared::Snapshot> {
         vpcs: Ok(st.vpcs.clone()),
         ssh_keys: Ok(st.ssh_keys.clone()),
         ssh: Default::default(),
+        incomplete: Vec::new(),
     })
 }
 
