@@ -397,3 +397,194 @@ async fn case05_huge_body_is_refused() {
     assert_eq!(run.json()["summary"]["droplets"], 1);
     sim.shutdown().await;
 }
+
+/// No byte a terminal acts on: C0 controls but newline, DEL, C1 controls.
+fn assert_printable(text: &str, what: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| (c.is_control() && *c != '\n'))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what} holds control characters {bad:?}:\n{text}"
+    );
+}
+
+/// Case 07: a Droplet name with ESC sequences, a window-title sequence and `\r\n`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case07_control_characters_are_escaped_in_the_table_only() {
+    let sim = base_account().await;
+    let gpus = case_text("07-control-chars-in-name/droplets-gpus.json");
+    inject(
+        &sim,
+        vec![answer("/v2/droplets", &[("type", Some("gpus"))], 200, gpus)],
+        &[],
+    );
+    let policy = case("policy.toml");
+    let args = ["audit", "--policy", policy.to_str().expect("utf-8")];
+    // A terminal wide enough that the name is not wrapped.
+    let table = cli_env(&sim.url(), &sim.token, &args, &[("COLUMNS", "400")]).await;
+    assert_eq!(table.code, 1, "{}", table.stderr);
+    assert_printable(&table.stdout, "the table");
+    assert!(
+        table.stdout.contains(
+            r"gpu-01.example\u{1b}[2J\u{1b}[H\u{1b}]0;dropletguard: all clear\u{7}\r\n80 Droplets"
+        ),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        !table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("80 Droplets audited: 80 pass")),
+        "{}",
+        table.stdout
+    );
+    // JSON and SARIF keep the exact name (escaped as JSON requires).
+    let exact = "gpu-01.example\u{1b}[2J\u{1b}[H\u{1b}]0;dropletguard: all clear\u{7}\r\n80 Droplets audited: 80 pass, 0 fail, 0 unknown; 0 findings; 0 changes; 5 API requests";
+    let json = audit(&sim, "json", &[]).await;
+    assert_printable(&json.stdout, "the JSON");
+    let r = json.json();
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["resource"]["id"] == "7079")
+        .expect("7079");
+    assert_eq!(f["resource"]["name"], exact);
+    let sarif = audit(&sim, "sarif", &[]).await;
+    assert_printable(&sarif.stdout, "the SARIF");
+    assert!(
+        sarif.stdout.contains(r"gpu-01.example\u001b[2J"),
+        "SARIF keeps the name"
+    );
+    sim.shutdown().await;
+}
+
+/// Case 07 on stderr: an API error message with control characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case07_control_characters_are_escaped_in_errors() {
+    let sim = base_account().await;
+    let body = serde_json::json!({"id": "forbidden", "message": "denied\u{1b}[2J\u{1b}]0;all clear\u{7}\r\nNo findings: every audited Droplet is compliant."});
+    inject(
+        &sim,
+        vec![answer("/v2/droplets", &[], 403, body.to_string())],
+        &[],
+    );
+    let run = audit(&sim, "table", &[]).await;
+    assert_refused(
+        &run,
+        &sim,
+        r"denied\u{1b}[2J\u{1b}]0;all clear\u{7}\r\nNo findings",
+    );
+    assert_printable(&run.stderr, "stderr");
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("No findings")),
+        "{}",
+        run.stderr
+    );
+    sim.shutdown().await;
+}
+
+/// The policy cases (`policies/`): each refused before any API request, with one line
+/// `FILE:LINE: key: message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_cases_are_refused_with_file_line_and_key() {
+    let sim = base_account().await;
+    let cases = [
+        (
+            "baseline-name-space.toml",
+            5,
+            r#"firewall.baseline_name: "has space" is not a valid firewall name (a letter or digit first, then letters, digits, '.' or '-')"#,
+        ),
+        (
+            "sshd-config-empty.toml",
+            6,
+            r#"ssh.sshd_config: must be an absolute path, not """#,
+        ),
+        (
+            "port-plus-sign.toml",
+            6,
+            r#"firewall.forbidden_ports: "+25" is not a port or a range A-B (1-65535)"#,
+        ),
+        (
+            "exempt-tag-is-baseline-tag.toml",
+            12,
+            r#"remediation.exempt_tag: must differ from firewall.baseline_tag ("dropletguard-baseline")"#,
+        ),
+        (
+            "not-utf8-line5.toml",
+            5,
+            "the policy is not valid UTF-8 (byte 0xE9 at column 10)",
+        ),
+    ];
+    for (file, line, message) in cases {
+        let path = case(&format!("policies/{file}"));
+        let path = path.to_str().expect("utf-8");
+        for command in ["audit", "remediate"] {
+            let run = cli(&sim, &[command, "--policy", path, "--no-ssh"]).await;
+            assert_eq!(run.code, 2, "{file}: {}", run.stderr);
+            assert_eq!(
+                run.stderr,
+                format!("error: {path}:{line}: {message}\n"),
+                "{file}"
+            );
+        }
+    }
+    assert!(
+        sim.requests().is_empty(),
+        "no API request: {:?}",
+        sim.requests()
+    );
+    sim.shutdown().await;
+}
+
+/// Case 12: a FIFO or a device as the policy is refused at once; a huge file is capped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_must_be_a_small_regular_file() {
+    let sim = base_account().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("policy.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let big = dir.path().join("big.toml");
+    let mut text = "# padding\n".repeat(110_000);
+    text.push_str("[ssh]\nprobe = false\n");
+    std::fs::write(&big, text).expect("write");
+    let cases = [
+        (
+            fifo.to_str().expect("utf-8").to_string(),
+            "not a regular file (a FIFO)",
+        ),
+        ("/dev/zero".to_string(), "not a regular file (a device)"),
+        (
+            dir.path().to_str().expect("utf-8").to_string(),
+            "not a regular file (a directory)",
+        ),
+        (
+            big.to_str().expect("utf-8").to_string(),
+            "larger than 1 MiB",
+        ),
+    ];
+    for (path, needle) in cases {
+        let run = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            cli(&sim, &["audit", "--policy", &path]),
+        )
+        .await
+        .expect("refused at once, never blocked");
+        assert_eq!(run.code, 2, "{path}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .starts_with(&format!("error: {path}: cannot read the policy: {needle}")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(sim.requests().is_empty());
+    sim.shutdown().await;
+}
