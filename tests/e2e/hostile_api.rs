@@ -402,7 +402,7 @@ async fn case05_huge_body_is_refused() {
 fn assert_printable(text: &str, what: &str) {
     let bad: Vec<char> = text
         .chars()
-        .filter(|c| (c.is_control() && *c != '\n'))
+        .filter(|c| c.is_control() && *c != '\n')
         .collect();
     assert!(
         bad.is_empty(),
