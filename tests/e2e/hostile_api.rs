@@ -153,7 +153,11 @@ async fn case01_redirect_to_another_origin_is_refused() {
     );
     for format in ["json", "table"] {
         let run = audit(&sim, format, &[]).await;
-        assert_refused(&run, &sim, "GET /v2/droplets: the API redirected (302) to ");
+        assert_refused(
+            &run,
+            &sim,
+            "error: GET /v2/droplets: the API redirected (302) to ",
+        );
         assert!(
             run.stderr
                 .contains(&format!("{}/v2/droplets?", other.url())),
@@ -196,7 +200,7 @@ async fn case01_next_link_to_another_origin_is_refused() {
     assert_refused(
         &run,
         &sim,
-        "GET /v2/firewalls: the API sent a link to http://127.0.0.2:",
+        "error: GET /v2/firewalls: the API sent a link to http://127.0.0.2:",
     );
     assert!(
         run.stderr
@@ -214,10 +218,10 @@ async fn case01_next_link_to_another_origin_is_refused() {
 async fn case02_list_without_its_array_is_a_decode_error() {
     let sim = base_account().await;
     let cases = [
-        ("/v2/droplets", case_text("02-list-key-missing/droplets.json"), "GET /v2/droplets: could not decode the response: the answer has no \"droplets\" array"),
-        ("/v2/droplets", r#"{"droplets":{"id":7001},"meta":{"total":1}}"#.to_string(), "GET /v2/droplets: could not decode the response: invalid type: map"),
-        ("/v2/droplets", r#"{"droplets":null,"meta":{"total":0}}"#.to_string(), "GET /v2/droplets: could not decode the response: invalid type: null"),
-        ("/v2/firewalls", r#"{"droplets":[],"meta":{"total":0}}"#.to_string(), "GET /v2/firewalls: could not decode the response: the answer has no \"firewalls\" array"),
+        ("/v2/droplets", case_text("02-list-key-missing/droplets.json"), "error: GET /v2/droplets: could not decode the response: the answer has no \"droplets\" array"),
+        ("/v2/droplets", r#"{"droplets":{"id":7001},"meta":{"total":1}}"#.to_string(), "error: GET /v2/droplets: could not decode the response: invalid type: map"),
+        ("/v2/droplets", r#"{"droplets":null,"meta":{"total":0}}"#.to_string(), "error: GET /v2/droplets: could not decode the response: invalid type: null"),
+        ("/v2/firewalls", r#"{"droplets":[],"meta":{"total":0}}"#.to_string(), "error: GET /v2/firewalls: could not decode the response: the answer has no \"firewalls\" array"),
     ];
     for (path, body, needle) in cases {
         inject(&sim, vec![answer(path, &[], 200, body)], &[]);
@@ -319,7 +323,7 @@ async fn case04_huge_total_stops_at_once() {
     assert_refused(
         &run,
         &sim,
-        "GET /v2/droplets: the API announced 1000000000000 items, more than the 1000000 this tool will read",
+        "error: GET /v2/droplets: the API announced 1000000000000 items, more than the 1000000 this tool will read",
     );
     let droplet_requests = sim
         .requests()
@@ -387,7 +391,7 @@ async fn case05_huge_body_is_refused() {
         assert_refused(
             &run,
             &sim,
-            "GET /v2/droplets: the answer is larger than 8 MiB; refusing to read it",
+            "error: GET /v2/droplets: the answer is larger than 8 MiB; refusing to read it",
         );
     }
     // Just under the cap is read.

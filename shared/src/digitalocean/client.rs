@@ -354,10 +354,12 @@ impl Client {
         // into an error naming where it pointed.
         let origin = base.origin();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.url().origin() == origin && attempt.previous().len() < 10 {
-                attempt.follow()
-            } else {
+            if attempt.url().origin() != origin {
                 attempt.stop()
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else {
+                attempt.follow()
             }
         });
         let http = reqwest::Client::builder()
@@ -645,6 +647,7 @@ impl Client {
     /// A `links.pages.next` URL. An absolute URL must be on the API origin (the token and the
     /// trust never go elsewhere); a relative one is taken against it.
     fn next_url(&self, request: &str, next: &str) -> Result<Url, ApiError> {
+        let request = request.trim_start_matches("GET ");
         let url = self.base.join(next).map_err(|e| ApiError::Decode {
             method: "GET".into(),
             path: request.into(),
