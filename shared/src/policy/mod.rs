@@ -254,7 +254,9 @@ impl Policy {
         self.check_values()
             .map_err(|(key, message)| PolicyError::Invalid {
                 file: file.to_string(),
-                line: key_line(text, key),
+                line: key_line(text, key)
+                    .or_else(|| key_line(text, counterpart(key)?))
+                    .unwrap_or(1),
                 message: format!("{key}: {message}"),
             })
     }
@@ -379,8 +381,17 @@ pub fn valid_firewall_name(n: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
 }
 
-/// The 1-based line where `section.key` is set (`key =` under `[section]`), else 1.
-fn key_line(text: &str, dotted: &str) -> usize {
+/// The key a value must differ from: where to point when the value itself is a default.
+fn counterpart(key: &str) -> Option<&'static str> {
+    match key {
+        "remediation.exempt_tag" => Some("firewall.baseline_tag"),
+        "remediation.quarantine_name" => Some("firewall.baseline_name"),
+        _ => None,
+    }
+}
+
+/// The 1-based line where `section.key` is set (`key =` under `[section]`).
+fn key_line(text: &str, dotted: &str) -> Option<usize> {
     let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
@@ -391,10 +402,10 @@ fn key_line(text: &str, dotted: &str) -> usize {
                 .trim()
                 .to_string();
         } else if current == section && code.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return i + 1;
+            return Some(i + 1);
         }
     }
-    1
+    None
 }
 
 /// DigitalOcean's tag name rule.
@@ -613,6 +624,16 @@ mode = "enforce"
         let e = err("[firewall]\nworld_open_allowed = [\"80\", \"+443\"]\n");
         assert!(
             e.starts_with("p.toml:2: firewall.world_open_allowed: \"+443\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn equal_to_a_default_points_at_the_key_written() {
+        let e =
+            err("[management]\ncidrs = []\n[firewall]\nbaseline_tag = \"dropletguard-exempt\"\n");
+        assert!(
+            e.starts_with("p.toml:4: remediation.exempt_tag: must differ"),
             "{e}"
         );
     }
