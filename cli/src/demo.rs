@@ -8,6 +8,7 @@ use shared::remediate::{remediate, RemediateOptions};
 use shared::report::to_table;
 use shared::ssh_audit::SshAccess;
 use shared::store::{DirStore, Store};
+use shared::text::printable;
 use shared::{Policy, Scope};
 
 const DEMO_POLICY: &str = r#"
@@ -81,10 +82,10 @@ pub async fn run() -> Result<ExitCode> {
     for c in &fixed.changes {
         println!(
             "  {} {} {}: {}",
-            c.action,
+            printable(&c.action),
             c.resource.kind.as_str(),
-            c.resource.id,
-            c.result
+            printable(&c.resource.id),
+            printable(&c.result)
         );
     }
     println!(

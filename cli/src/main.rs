@@ -10,6 +10,7 @@ use shared::remediate::RemediateOptions;
 use shared::report::{to_sarif, to_table, Report};
 use shared::ssh_audit::SshAccess;
 use shared::store::{StateStore, Store};
+use shared::text::{printable, printable_lines};
 use shared::webhook::{sign, verify, Secret};
 use shared::{Policy, Scope};
 
@@ -184,6 +185,7 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
 }
 
 async fn print_report(report: &Report, format: Format, client: &Client) -> Result<()> {
+    // JSON and SARIF escape control characters as JSON requires; the table escapes them.
     let text = match format {
         Format::Html => shared::report::html::to_html_by_vpc(client, report, &[]).await?,
         Format::Json => serde_json::to_string_pretty(report)?,
@@ -192,6 +194,16 @@ async fn print_report(report: &Report, format: Format, client: &Client) -> Resul
     };
     println!("{}", text.trim_end());
     Ok(())
+}
+
+/// 1 when a finding is `fail` or `unknown`, or the run could not read the whole account
+/// (never 0 for an incomplete run); else 0.
+fn exit_status(report: &Report) -> ExitCode {
+    if report.has_findings() || !report.run.complete {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn terminal_width() -> Option<u16> {
@@ -221,11 +233,7 @@ async fn audit(
         }
     };
     print_report(&report, format, &client).await?;
-    Ok(if report.has_findings() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_status(&report))
 }
 
 async fn remediate(
@@ -254,13 +262,9 @@ async fn remediate(
     let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
     print_report(&report, format, &client).await?;
     if !dry_run {
-        eprintln!("records: {}", store.location());
+        eprintln!("records: {}", printable(&store.location()));
     }
-    Ok(if report.has_findings() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_status(&report))
 }
 
 async fn findings(policy: Option<PathBuf>, window: &str, format: Format) -> Result<ExitCode> {
@@ -290,18 +294,20 @@ async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Re
     if out.changed {
         println!(
             "Droplet {droplet} ({}) is quarantined: tag {} attaches firewall {}, which denies everything outside the management ranges, both ways (SSH from them stays open). No other tag or firewall was touched.",
-            out.record.droplet_name, out.record.quarantine_tag, policy.remediation.quarantine_name
+            printable(&out.record.droplet_name),
+            printable(&out.record.quarantine_tag),
+            printable(&policy.remediation.quarantine_name)
         );
     } else {
         println!(
             "Droplet {droplet} ({}) was already quarantined; nothing changed.",
-            out.record.droplet_name
+            printable(&out.record.droplet_name)
         );
     }
     println!(
         "Recorded before quarantine: tags [{}]. Record: {}/quarantine/{droplet}.json",
-        out.record.tags.join(", "),
-        store.location()
+        printable(&out.record.tags.join(", ")),
+        printable(&store.location())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -315,24 +321,27 @@ async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
     if out.changed {
         println!(
             "Droplet {droplet} ({}) is restored ({} method): tags [{}]{}.",
-            out.record.droplet_name,
+            printable(&out.record.droplet_name),
             out.record.method,
-            out.record.tags.join(", "),
+            printable(&out.record.tags.join(", ")),
             if out.record.firewall_ids.is_empty() {
                 String::new()
             } else {
-                format!(", firewalls by id [{}]", out.record.firewall_ids.join(", "))
+                format!(
+                    ", firewalls by id [{}]",
+                    printable(&out.record.firewall_ids.join(", "))
+                )
             }
         );
         for c in &out.changes {
             if c.result != "ok" {
-                println!("note: {}", c.result);
+                println!("note: {}", printable(&c.result));
             }
         }
     } else {
         println!(
             "Droplet {droplet} ({}) was already restored; nothing changed.",
-            out.record.droplet_name
+            printable(&out.record.droplet_name)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -373,14 +382,14 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
                     println!("valid");
                     eprintln!(
                         "webhook-id {} at {}, secret #{}",
-                        v.id,
+                        printable(&v.id),
                         v.timestamp,
                         v.secret_index + 1
                     );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    println!("invalid: {e}");
+                    println!("invalid: {}", printable(&e.to_string()));
                     Ok(ExitCode::from(1))
                 }
             }
@@ -394,7 +403,8 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
             let body = std::fs::read(&event_file)
                 .with_context(|| format!("reading {}", event_file.display()))?;
             if let Err(e) = shared::webhook::parse_event(&body) {
-                eprintln!("warning: {}: {e} (sending it anyway)", event_file.display());
+                let warning = format!("{}: {e}", event_file.display());
+                eprintln!("warning: {} (sending it anyway)", printable(&warning));
             }
             let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
             let ts = unix_now();
@@ -416,7 +426,7 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
                 status.as_u16(),
                 status.canonical_reason().unwrap_or("")
             );
-            println!("{}", text.trim_end());
+            println!("{}", printable_lines(text.trim_end()));
             Ok(if status.is_success() {
                 ExitCode::SUCCESS
             } else {
@@ -520,7 +530,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

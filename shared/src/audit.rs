@@ -47,14 +47,16 @@ impl Run {
         }
     }
 
-    pub fn finish(&self, client: &Client, complete: bool) -> RunInfo {
+    /// The run's record. It is complete when `incomplete` (why not) is empty.
+    pub fn finish(&self, client: &Client, incomplete: Vec<String>) -> RunInfo {
         RunInfo {
             id: self.id.clone(),
             trigger: self.trigger.clone(),
             started_at: self.started_at.clone(),
             finished_at: now_rfc3339(),
             api_requests: client.requests().saturating_sub(self.requests_at_start),
-            complete,
+            complete: incomplete.is_empty(),
+            incomplete,
             cap_reached: false,
             dry_run: false,
         }
@@ -98,14 +100,18 @@ pub async fn audit(
     let mut findings = evaluate(&snapshot, policy, scope);
     let now = Utc::now();
     crate::exemptions::apply(&mut findings, &snapshot.droplets, &policy.exemptions, now);
-    let complete = snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok();
     tracing::info!(
         droplets = ids.len(),
         firewalls = snapshot.firewalls.len(),
         findings = findings.len(),
         "audit evaluated"
     );
-    let mut report = Report::new(run.finish(client, complete), &ids, findings, Vec::new());
+    let mut report = Report::new(
+        run.finish(client, snapshot.incomplete_reasons()),
+        &ids,
+        findings,
+        Vec::new(),
+    );
     report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
     Ok(report)
 }

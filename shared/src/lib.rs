@@ -22,6 +22,7 @@ pub mod snapshot;
 pub mod ssh;
 pub mod ssh_audit;
 pub mod store;
+pub mod text;
 pub mod webhook;
 
 pub use evaluate::{evaluate, Scope, Snapshot};

@@ -125,6 +125,7 @@ pub fn emf_for_output(
             complete: output.is_some(),
             cap_reached: false,
             dry_run: false,
+            incomplete: Vec::new(),
         };
         Report::new(run, &[], Vec::new(), Vec::new())
     });

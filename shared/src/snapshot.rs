@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::digitalocean::{ApiError, Client, Droplet, Firewall, SshKey, Vpc};
+use crate::digitalocean::{ApiError, Client, Droplet, Firewall, Listed, SshKey, Vpc};
 
 /// What the API told us about the account, read in a handful of list requests.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub struct Snapshot {
     pub ssh_keys: Result<Vec<SshKey>, String>,
     /// Per Droplet: what the SSH probe and the service audit saw (empty when not run).
     pub ssh: BTreeMap<u64, SshObservation>,
+    /// Why the lists read may not be the whole account (e.g. a list short of its `meta.total`).
+    pub incomplete: Vec<String>,
 }
 
 /// What a connection to one Droplet showed.
@@ -42,6 +44,7 @@ impl Default for Snapshot {
             vpcs: Ok(Vec::new()),
             ssh_keys: Ok(Vec::new()),
             ssh: BTreeMap::new(),
+            incomplete: Vec::new(),
         }
     }
 }
@@ -74,30 +77,49 @@ impl Scope {
 
 impl Snapshot {
     /// Droplets (regular and GPU), firewalls, VPCs and the account's SSH keys, read
-    /// concurrently. Droplets and firewalls are required; a VPC or SSH key list that cannot
-    /// be read makes only the checks that need it `unknown`.
+    /// concurrently. Droplets and firewalls are required: an error reading them is the
+    /// snapshot's error. A list short of its `meta.total` is kept, and its shortfall goes to
+    /// [`Snapshot::incomplete`]. A VPC or SSH key list that cannot be read, or is short, makes
+    /// only the checks that need it `unknown`.
     pub async fn fetch(client: &Client) -> Result<Snapshot, ApiError> {
         let (droplets, gpus, firewalls, vpcs, keys) = tokio::join!(
-            client.list_droplets(),
-            client.list_gpu_droplets(),
-            client.list_firewalls(),
-            client.list_vpcs(),
-            client.list_ssh_keys(),
+            client.read_list::<Droplet>("/v2/droplets", "droplets", &[]),
+            client.read_list::<Droplet>("/v2/droplets", "droplets", &[("type", "gpus")]),
+            client.read_list("/v2/firewalls", "firewalls", &[]),
+            client.read_list("/v2/vpcs", "vpcs", &[]),
+            client.read_list("/v2/account/keys", "ssh_keys", &[]),
         );
+        let mut incomplete = Vec::new();
         let mut seen = HashSet::new();
-        let droplets: Vec<Droplet> = droplets?
+        let droplets: Vec<Droplet> = kept(droplets?, &mut incomplete)
             .into_iter()
-            .chain(gpus?)
+            .chain(kept(gpus?, &mut incomplete))
             .filter(|d| seen.insert(d.id))
             .collect();
         Ok(Snapshot {
             droplets,
-            firewalls: unique_firewalls(firewalls?),
-            vpcs: vpcs.map_err(|e| e.to_string()),
-            ssh_keys: keys.map_err(|e| e.to_string()),
+            firewalls: unique_firewalls(kept(firewalls?, &mut incomplete)),
+            vpcs: vpcs.and_then(Listed::complete).map_err(|e| e.to_string()),
+            ssh_keys: keys.and_then(Listed::complete).map_err(|e| e.to_string()),
             ssh: Default::default(),
+            incomplete,
         })
     }
+
+    /// Every reason the snapshot may not show the whole account: lists short of their
+    /// `meta.total`, and VPC or SSH key lists that could not be read. Empty when complete.
+    pub fn incomplete_reasons(&self) -> Vec<String> {
+        let mut out = self.incomplete.clone();
+        out.extend(self.vpcs.as_ref().err().cloned());
+        out.extend(self.ssh_keys.as_ref().err().cloned());
+        out
+    }
+}
+
+/// The items of a list, noting its shortfall (if any) in `incomplete`.
+fn kept<T>(listed: Listed<T>, incomplete: &mut Vec<String>) -> Vec<T> {
+    incomplete.extend(listed.shortfall());
+    listed.items
 }
 
 /// The firewalls, each once: a list that names one twice (a page boundary moving under

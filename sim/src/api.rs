@@ -149,7 +149,17 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
     if !is_control && faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
-    let mut resp = if !authorized {
+    let overridden = (!is_control)
+        .then(|| {
+            faults
+                .overrides
+                .iter()
+                .find(|o| o.matches(&method, &path, &query))
+        })
+        .flatten();
+    let mut resp = if let Some(o) = overridden {
+        o.response()
+    } else if !authorized {
         error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -166,7 +176,11 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
     } else if let Some(r) = injected(&app, &faults, n) {
         r
     } else {
-        next.run(req).await
+        let resp = next.run(req).await;
+        match faults.meta_total.get(&path) {
+            Some(total) if method == "GET" => crate::inject::rewrite_total(resp, *total).await,
+            _ => resp,
+        }
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

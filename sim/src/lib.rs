@@ -3,8 +3,10 @@
 //! links, rate-limit headers, a bearer-token check, fault injection, and a seeded fleet
 //! generator. Tests, benchmarks and the demo all use it over real HTTP.
 
+mod account;
 mod api;
 pub mod fleet;
+pub mod inject;
 pub mod lambda;
 mod state;
 
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 pub use api::{MAX_DROPLETS_BY_ID, MAX_RULES, MAX_TAGS};
 pub use fleet::{FleetSpec, Profile, FLEET_POLICY, MANAGEMENT_CIDR};
+pub use inject::{Override, StreamedBody};
 pub use state::{ExpectedFinding, Faults, LoggedRequest, SimDroplet, State};
 
 /// A running simulator. Dropping it does not stop the server; call [`Sim::shutdown`].

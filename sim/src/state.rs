@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::digitalocean::{Action, Firewall, SshKey, Vpc};
 
+use crate::inject::Override;
+
 /// A Droplet as the simulator keeps it; rendered with every field the spec requires.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimDroplet {
@@ -121,6 +123,10 @@ pub struct Faults {
     pub forbidden_paths: Vec<String>,
     /// The next `POST /v2/firewalls` stores the firewall, then answers 500.
     pub create_commits_then_fails: bool,
+    /// Fixed answers for the requests they match, the first match winning, whatever the token.
+    pub overrides: Vec<Override>,
+    /// `meta.total` rewritten in every normal `GET` answer of these paths (path → total).
+    pub meta_total: BTreeMap<String, u64>,
 }
 
 /// One request the simulator answered.

@@ -10,6 +10,7 @@ mod fixtures;
 mod formats;
 mod helpers;
 mod history;
+mod hostile_api;
 mod html_report;
 mod quarantine;
 mod remediation;

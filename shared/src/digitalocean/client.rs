@@ -1,3 +1,4 @@
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -5,13 +6,94 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ApiError;
 use super::models::*;
 
 pub const DEFAULT_API_URL: &str = "https://api.digitalocean.com";
+
+/// The default cap on one answer's body: 8 MiB. A page of 200 Droplets is well under 1 MiB.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The default cap on one list: 1,000,000 items (5,000 pages of 200), far above any account's
+/// Droplets or firewalls. A `meta.total` above it, or more pages than it allows, is an error.
+pub const MAX_LIST_ITEMS: u64 = 1_000_000;
+
+/// One request, for its errors.
+#[derive(Clone, Copy)]
+struct Req<'a> {
+    method: &'a Method,
+    path: &'a str,
+}
+
+impl Req<'_> {
+    fn idempotent(&self) -> bool {
+        *self.method != Method::POST
+    }
+
+    fn transport(&self, e: &reqwest::Error) -> ApiError {
+        ApiError::Transport {
+            method: self.method.to_string(),
+            path: self.path.to_string(),
+            message: error_chain(e),
+        }
+    }
+
+    /// A 3xx that reqwest did not follow: it points off the API origin (or loops).
+    fn redirect(&self, status: StatusCode, at: &Url, headers: &HeaderMap) -> ApiError {
+        let location = headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| {
+                at.join(l)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| l.to_string())
+            })
+            .unwrap_or_else(|| "(no Location)".to_string());
+        ApiError::Redirect {
+            method: self.method.to_string(),
+            path: self.path.to_string(),
+            status: status.as_u16(),
+            location,
+        }
+    }
+
+    /// An error status with the API's error body (`id`, `message`, `request_id`).
+    fn api_error(&self, status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> ApiError {
+        let parsed: ErrorBody = serde_json::from_slice(bytes).unwrap_or_default();
+        let request_id = parsed.request_id.clone().or_else(|| {
+            headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+        ApiError::Api {
+            method: self.method.to_string(),
+            path: self.path.to_string(),
+            status: status.as_u16(),
+            id: if parsed.id.is_empty() {
+                status.as_str().to_string()
+            } else {
+                parsed.id
+            },
+            message: if parsed.message.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                parsed.message
+            },
+            request_id,
+        }
+    }
+}
+
+/// What one try of a request came to.
+enum Outcome {
+    Done(StatusCode, Vec<u8>),
+    Retry(ApiError, Duration),
+    Fail(ApiError),
+}
 
 /// An API token. Its `Debug` and `Display` never show the value.
 #[derive(Clone)]
@@ -64,6 +146,11 @@ pub struct ClientConfig {
     pub base_backoff: Duration,
     pub max_backoff: Duration,
     pub request_timeout: Duration,
+    /// Largest answer body read, in bytes ([`MAX_BODY_BYTES`]); past it the request fails.
+    pub max_body_bytes: usize,
+    /// Most items one list may announce or take ([`MAX_LIST_ITEMS`]); its pages are bounded
+    /// by this over `per_page`.
+    pub max_list_items: u64,
 }
 
 impl ClientConfig {
@@ -78,6 +165,8 @@ impl ClientConfig {
             base_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
+            max_body_bytes: MAX_BODY_BYTES,
+            max_list_items: MAX_LIST_ITEMS,
         }
     }
 
@@ -113,23 +202,12 @@ pub struct Client {
     requests: RequestCounter,
 }
 
-#[derive(Deserialize)]
+/// One page of a list answer: its collection (under the list's key, which must be a JSON
+/// array), the `links.pages.next` URL and `meta.total`.
 struct Page<T> {
-    #[serde(
-        default = "Vec::new",
-        alias = "droplets",
-        alias = "firewalls",
-        alias = "vpcs",
-        alias = "ssh_keys",
-        alias = "tags",
-        alias = "actions",
-        alias = "members"
-    )]
-    items: Vec<T>,
-    #[serde(default)]
-    links: Option<Links>,
-    #[serde(default)]
-    meta: Option<Meta>,
+    items: Option<Vec<T>>,
+    next: Option<String>,
+    total: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -148,6 +226,84 @@ struct PageLinks {
 struct Meta {
     #[serde(default)]
     total: Option<u64>,
+}
+
+/// Decodes a list page, taking the collection only from `key` (`droplets`, `firewalls`, ...).
+/// Other keys are skipped without being kept.
+struct PageSeed<'k, T> {
+    key: &'k str,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for PageSeed<'_, T> {
+    type Value = Page<T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Page<T>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for PageSeed<'_, T> {
+    type Value = Page<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a list page: an object with a {:?} array", self.key)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Page<T>, A::Error> {
+        let mut page = Page {
+            items: None,
+            next: None,
+            total: None,
+        };
+        while let Some(k) = map.next_key::<String>()? {
+            if k == self.key {
+                page.items = Some(map.next_value()?);
+            } else if k == "links" {
+                let links: Option<Links> = map.next_value()?;
+                page.next = links.and_then(|l| l.pages).and_then(|p| p.next);
+            } else if k == "meta" {
+                let meta: Option<Meta> = map.next_value()?;
+                page.total = meta.and_then(|m| m.total);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// Every item of a list as read, and the total the API announced for it.
+#[derive(Debug)]
+pub struct Listed<T> {
+    /// The items of every page, in order (duplicates across pages kept).
+    pub items: Vec<T>,
+    /// `meta.total` of the first page, if the API sent one.
+    pub announced: Option<u64>,
+    /// The list as requested, for messages: `GET /v2/droplets?type=gpus`.
+    pub request: String,
+}
+
+impl<T> Listed<T> {
+    /// Why the list is short: `GET /v2/droplets: read 78 items, the API announced 1000`,
+    /// or `None` when the items read add up to `meta.total` (or no total was given).
+    pub fn shortfall(&self) -> Option<String> {
+        let announced = self.announced?;
+        let read = self.items.len() as u64;
+        (read != announced).then(|| {
+            format!(
+                "{}: read {read} items, the API announced {announced}",
+                self.request
+            )
+        })
+    }
+
+    /// The items, or the shortfall as an error.
+    pub fn complete(self) -> Result<Vec<T>, ApiError> {
+        match self.shortfall() {
+            Some(why) => Err(ApiError::Incomplete(why)),
+            None => Ok(self.items),
+        }
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -194,7 +350,20 @@ impl Client {
                 cfg.base_url
             )));
         }
+        // Redirects are followed only on the API origin; any other stops, and `send` turns it
+        // into an error naming where it pointed.
+        let origin = base.origin();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.url().origin() != origin {
+                attempt.stop()
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(redirects)
             .user_agent(concat!("dropletguard/", env!("CARGO_PKG_VERSION")))
             .timeout(cfg.request_timeout)
             .connect_timeout(Duration::from_secs(10))
@@ -271,98 +440,121 @@ impl Client {
         url: Url,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Vec<u8>), ApiError> {
-        let path = url.path().to_string();
-        let idempotent = method != Method::POST;
+        let req = Req {
+            method: &method,
+            path: url.path(),
+        };
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(self.cfg.token.expose())
-                .header("accept", "application/json");
-            if let Some(b) = &body {
-                req = req
-                    .header("content-type", "application/json")
-                    .body(b.clone());
-            }
-            self.requests.bump();
-            let outcome = req.send().await;
-            let (retry, wait, err) = match outcome {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let bytes = resp.bytes().await.map_err(|e| ApiError::Transport {
-                        method: method.to_string(),
-                        path: path.clone(),
-                        message: error_chain(&e),
-                    });
-                    if status.is_success() {
-                        return Ok((status, bytes?.to_vec()));
-                    }
-                    let bytes = bytes.unwrap_or_default();
-                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                        || (idempotent
-                            && status.is_server_error()
-                            && status != StatusCode::NOT_IMPLEMENTED);
-                    let wait = self.backoff(attempt, Some(status), Some(&headers));
-                    let err = if status == StatusCode::TOO_MANY_REQUESTS {
-                        ApiError::RateLimited {
-                            method: method.to_string(),
-                            path: path.clone(),
-                            wait,
-                            attempts: attempt,
-                        }
-                    } else {
-                        let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
-                        let request_id = parsed.request_id.clone().or_else(|| {
-                            headers
-                                .get("x-request-id")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_string)
-                        });
-                        ApiError::Api {
-                            method: method.to_string(),
-                            path: path.clone(),
-                            status: status.as_u16(),
-                            id: if parsed.id.is_empty() {
-                                status.as_str().to_string()
-                            } else {
-                                parsed.id
-                            },
-                            message: if parsed.message.is_empty() {
-                                status.canonical_reason().unwrap_or("error").to_string()
-                            } else {
-                                parsed.message
-                            },
-                            request_id,
-                        }
-                    };
-                    (retryable, wait, err)
-                }
-                Err(e) => {
-                    // A connection that never opened was never seen by the API: safe to retry
-                    // any method. Other failures are retried only for idempotent methods.
-                    let retryable =
-                        e.is_connect() || (idempotent && (e.is_timeout() || e.is_request()));
-                    let err = ApiError::Transport {
-                        method: method.to_string(),
-                        path: path.clone(),
-                        message: error_chain(&e),
-                    };
-                    (retryable, self.backoff(attempt, None, None), err)
-                }
+            let (err, wait) = match self.attempt(req, &url, body.as_deref(), attempt).await {
+                Outcome::Done(status, bytes) => return Ok((status, bytes)),
+                Outcome::Fail(err) => return Err(err),
+                Outcome::Retry(err, wait) => (err, wait),
             };
-            if !retry
-                || attempt >= self.cfg.max_attempts
+            if attempt >= self.cfg.max_attempts
                 || started.elapsed() + wait > self.cfg.max_retry_time
             {
                 return Err(err);
             }
-            tracing::debug!(method = %method, path = %path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+            tracing::debug!(method = %method, path = %req.path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// One try of a request: what came back, and whether to try again.
+    async fn attempt(&self, req: Req<'_>, url: &Url, body: Option<&[u8]>, n: u32) -> Outcome {
+        let mut builder = self
+            .http
+            .request(req.method.clone(), url.clone())
+            .bearer_auth(self.cfg.token.expose())
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            builder = builder
+                .header("content-type", "application/json")
+                .body(b.to_vec());
+        }
+        self.requests.bump();
+        match builder.send().await {
+            Ok(resp) => self.answer(req, resp, n).await,
+            Err(e) => {
+                // A connection that never opened was never seen by the API: safe to retry
+                // any method. Other failures are retried only for idempotent methods.
+                let retryable =
+                    e.is_connect() || (req.idempotent() && (e.is_timeout() || e.is_request()));
+                let err = req.transport(&e);
+                if retryable {
+                    Outcome::Retry(err, self.backoff(n, None, None))
+                } else {
+                    Outcome::Fail(err)
+                }
+            }
+        }
+    }
+
+    /// Reads an answer: its body (capped) on success; a redirect (reqwest followed only those
+    /// on the API origin) is an error naming where it pointed; other statuses become errors.
+    async fn answer(&self, req: Req<'_>, resp: reqwest::Response, n: u32) -> Outcome {
+        let status = resp.status();
+        if status.is_redirection() {
+            return Outcome::Fail(req.redirect(status, resp.url(), resp.headers()));
+        }
+        let headers = resp.headers().clone();
+        let bytes = self.read_body(req, resp).await;
+        if status.is_success() {
+            return match bytes {
+                Ok(b) => Outcome::Done(status, b),
+                Err(e) => Outcome::Fail(e),
+            };
+        }
+        let bytes = bytes.unwrap_or_default();
+        let retryable = status == StatusCode::TOO_MANY_REQUESTS
+            || (req.idempotent()
+                && status.is_server_error()
+                && status != StatusCode::NOT_IMPLEMENTED);
+        let wait = self.backoff(n, Some(status), Some(&headers));
+        let err = if status == StatusCode::TOO_MANY_REQUESTS {
+            ApiError::RateLimited {
+                method: req.method.to_string(),
+                path: req.path.to_string(),
+                wait,
+                attempts: n,
+            }
+        } else {
+            req.api_error(status, &headers, &bytes)
+        };
+        if retryable {
+            Outcome::Retry(err, wait)
+        } else {
+            Outcome::Fail(err)
+        }
+    }
+
+    /// The body, read as a stream and refused as soon as it passes `max_body_bytes`.
+    async fn read_body(
+        &self,
+        req: Req<'_>,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, ApiError> {
+        let limit = self.cfg.max_body_bytes;
+        let too_large = || ApiError::TooLarge {
+            method: req.method.to_string(),
+            path: req.path.to_string(),
+            limit,
+        };
+        let announced = resp.content_length().unwrap_or(0);
+        if announced > limit as u64 {
+            return Err(too_large());
+        }
+        let mut buf = Vec::with_capacity(announced as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| req.transport(&e))? {
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf)
     }
 
     async fn request_json<T: DeserializeOwned>(
@@ -404,9 +596,39 @@ impl Client {
         })
     }
 
+    /// GETs one list page at `url` and decodes it; the page must carry a `key` array.
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        key: &str,
+    ) -> Result<Page<T>, ApiError> {
+        let path = url.path().to_string();
+        let decode = |message: String| ApiError::Decode {
+            method: "GET".into(),
+            path: path.clone(),
+            message,
+        };
+        let (_, bytes) = self.send(Method::GET, url, None).await?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let seed = PageSeed {
+            key,
+            item: PhantomData,
+        };
+        let page: Page<T> = seed
+            .deserialize(&mut de)
+            .map_err(|e| decode(e.to_string()))?;
+        de.end().map_err(|e| decode(e.to_string()))?;
+        if page.items.is_none() {
+            return Err(decode(format!("the answer has no {key:?} array")));
+        }
+        Ok(page)
+    }
+
+    /// Page `page` of the list at `url` (its other query parameters kept).
     async fn page<T: DeserializeOwned>(
         &self,
         mut url: Url,
+        key: &str,
         page: u64,
     ) -> Result<Page<T>, ApiError> {
         let kept: Vec<(String, String)> = url
@@ -419,82 +641,165 @@ impl Client {
             .extend_pairs(kept)
             .append_pair("per_page", &self.cfg.per_page.to_string())
             .append_pair("page", &page.to_string());
-        self.request_json(Method::GET, url, None).await
+        self.get_page(url, key).await
     }
 
-    /// A `links.pages.next` URL, kept on our own API origin (the token never goes elsewhere).
-    fn next_url(&self, next: &str) -> Result<Url, ApiError> {
-        let parsed = Url::parse(next).or_else(|_| self.url(next))?;
-        let mut url = self.base.clone();
-        url.set_path(parsed.path());
-        url.set_query(parsed.query());
-        let _ = parsed; // origin deliberately ignored
+    /// A `links.pages.next` URL. An absolute URL must be on the API origin (the token and the
+    /// trust never go elsewhere); a relative one is taken against it.
+    fn next_url(&self, request: &str, next: &str) -> Result<Url, ApiError> {
+        let request = request.trim_start_matches("GET ");
+        let url = self.base.join(next).map_err(|e| ApiError::Decode {
+            method: "GET".into(),
+            path: request.into(),
+            message: format!("links.pages.next {next:?} is not a URL: {e}"),
+        })?;
+        if url.origin() != self.base.origin() {
+            return Err(ApiError::ForeignLink {
+                method: "GET".into(),
+                path: request.into(),
+                url: url.to_string(),
+                origin: self.base.origin().ascii_serialization(),
+            });
+        }
         Ok(url)
     }
 
-    /// Every item of a list endpoint: the first page, then the rest concurrently.
+    /// The most pages a list may take: `max_list_items` over `per_page`.
+    fn max_pages(&self) -> u64 {
+        self.cfg
+            .max_list_items
+            .div_ceil(u64::from(self.cfg.per_page.max(1)))
+            .max(1)
+    }
+
+    fn too_long(&self, request: &str, message: String) -> ApiError {
+        ApiError::ListTooLong {
+            method: "GET".into(),
+            path: request.trim_start_matches("GET ").into(),
+            message,
+        }
+    }
+
+    /// Every item of a list whose items must add up to `meta.total`
+    /// ([`ApiError::Incomplete`] otherwise).
     pub async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
+        key: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<T>, ApiError> {
+        self.read_list(path, key, query).await?.complete()
+    }
+
+    /// Every item of a list endpoint, its collection under `key`: the first page, then the
+    /// pages `meta.total` announces (concurrently, decoded one at a time), then any `next`
+    /// links. Errors past [`ClientConfig::max_list_items`] or its pages.
+    pub async fn read_list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Listed<T>, ApiError> {
         let mut url = self.url(path)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let first: Page<T> = self.page(url.clone(), 1).await?;
-        let per_page = u64::from(self.cfg.per_page.max(1));
-        let mut items = first.items;
-        let mut next = first.links.and_then(|l| l.pages).and_then(|p| p.next);
-        let mut page_no = 1;
-        if let Some(total) = first.meta.and_then(|m| m.total) {
-            let pages = total.div_ceil(per_page).max(1);
+        let request = match url.query() {
+            Some(q) => format!("GET {}?{q}", url.path()),
+            None => format!("GET {}", url.path()),
+        };
+        let first: Page<T> = self.page(url.clone(), key, 1).await?;
+        let mut listed = Listed {
+            items: first.items.unwrap_or_default(),
+            announced: first.total,
+            request,
+        };
+        let mut next = first.next;
+        let mut pages = 1;
+        if let Some(total) = first.total {
+            if total > self.cfg.max_list_items {
+                let msg = format!(
+                    "the API announced {total} items, more than the {} this tool will read",
+                    self.cfg.max_list_items
+                );
+                return Err(self.too_long(&listed.request, msg));
+            }
+            pages = total.div_ceil(u64::from(self.cfg.per_page.max(1))).max(1);
             if pages > 1 {
-                let rest: Vec<Page<T>> = stream::iter(2..=pages)
-                    .map(|p| self.page::<T>(url.clone(), p))
-                    .buffered(self.cfg.page_concurrency.max(1))
-                    .try_collect()
-                    .await?;
-                next = None;
-                for p in rest {
-                    items.extend(p.items);
-                    next = p.links.and_then(|l| l.pages).and_then(|p| p.next);
-                }
-                page_no = pages;
+                next = self.rest_pages(&url, key, pages, &mut listed.items).await?;
             }
         }
-        // The list grew while we read it (or the API gave no total): follow `next` links.
+        self.follow_next(next, key, pages, &mut listed).await?;
+        Ok(listed)
+    }
+
+    /// Pages 2 to `pages`, fetched `page_concurrency` at a time and added in order; returns
+    /// the last page's `next` link (the list grew while it was read).
+    async fn rest_pages<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        key: &str,
+        pages: u64,
+        items: &mut Vec<T>,
+    ) -> Result<Option<String>, ApiError> {
+        let mut rest = stream::iter(2..=pages)
+            .map(|p| self.page::<T>(url.clone(), key, p))
+            .buffered(self.cfg.page_concurrency.max(1));
+        let mut next = None;
+        while let Some(p) = rest.try_next().await? {
+            items.extend(p.items.unwrap_or_default());
+            next = p.next;
+        }
+        Ok(next)
+    }
+
+    /// Follows `next` links from page `pages`, up to [`Client::max_pages`] in all.
+    async fn follow_next<T: DeserializeOwned>(
+        &self,
+        mut next: Option<String>,
+        key: &str,
+        mut pages: u64,
+        listed: &mut Listed<T>,
+    ) -> Result<(), ApiError> {
         while let Some(n) = next.take() {
-            page_no += 1;
-            if page_no > 100_000 {
+            if pages >= self.max_pages() {
+                let msg = format!(
+                    "the list goes on past {} pages of {} ({} items), more than this tool will read",
+                    self.max_pages(),
+                    self.cfg.per_page,
+                    self.cfg.max_list_items
+                );
+                return Err(self.too_long(&listed.request, msg));
+            }
+            let url = self.next_url(&listed.request, &n)?;
+            let p: Page<T> = self.get_page(url, key).await?;
+            pages += 1;
+            let items = p.items.unwrap_or_default();
+            if items.is_empty() {
                 break;
             }
-            let p: Page<T> = self
-                .request_json(Method::GET, self.next_url(&n)?, None)
-                .await?;
-            if p.items.is_empty() {
-                break;
-            }
-            items.extend(p.items);
-            next = p.links.and_then(|l| l.pages).and_then(|p| p.next);
+            listed.items.extend(items);
+            next = p.next;
         }
-        Ok(items)
+        Ok(())
     }
 
     // ---- reads -------------------------------------------------------------------------
 
     /// Regular (non-GPU) Droplets: the API's default list.
     pub async fn list_droplets(&self) -> Result<Vec<Droplet>, ApiError> {
-        self.list("/v2/droplets", &[]).await
+        self.list("/v2/droplets", "droplets", &[]).await
     }
 
     /// GPU Droplets, which the default list hides.
     pub async fn list_gpu_droplets(&self) -> Result<Vec<Droplet>, ApiError> {
-        self.list("/v2/droplets", &[("type", "gpus")]).await
+        self.list("/v2/droplets", "droplets", &[("type", "gpus")])
+            .await
     }
 
     pub async fn list_droplets_by_tag(&self, tag: &str) -> Result<Vec<Droplet>, ApiError> {
-        self.list("/v2/droplets", &[("tag_name", tag)]).await
+        self.list("/v2/droplets", "droplets", &[("tag_name", tag)])
+            .await
     }
 
     pub async fn get_droplet(&self, id: u64) -> Result<Droplet, ApiError> {
@@ -502,12 +807,12 @@ impl Client {
     }
 
     pub async fn droplet_firewalls(&self, id: u64) -> Result<Vec<Firewall>, ApiError> {
-        self.list(&format!("/v2/droplets/{id}/firewalls"), &[])
+        self.list(&format!("/v2/droplets/{id}/firewalls"), "firewalls", &[])
             .await
     }
 
     pub async fn list_firewalls(&self) -> Result<Vec<Firewall>, ApiError> {
-        self.list("/v2/firewalls", &[]).await
+        self.list("/v2/firewalls", "firewalls", &[]).await
     }
 
     pub async fn get_firewall(&self, id: &str) -> Result<Firewall, ApiError> {
@@ -516,29 +821,32 @@ impl Client {
     }
 
     pub async fn list_vpcs(&self) -> Result<Vec<Vpc>, ApiError> {
-        self.list("/v2/vpcs", &[]).await
+        self.list("/v2/vpcs", "vpcs", &[]).await
     }
 
     pub async fn list_ssh_keys(&self) -> Result<Vec<SshKey>, ApiError> {
-        self.list("/v2/account/keys", &[]).await
+        self.list("/v2/account/keys", "ssh_keys", &[]).await
     }
 
     pub async fn list_tags(&self) -> Result<Vec<Tag>, ApiError> {
-        self.list("/v2/tags", &[]).await
+        self.list("/v2/tags", "tags", &[]).await
     }
 
     /// One page of the account's actions, newest first, and whether more pages follow.
     pub async fn actions_page(&self, page: u64) -> Result<(Vec<Action>, bool), ApiError> {
         let url = self.url("/v2/actions")?;
-        let p: Page<Action> = self.page(url, page).await?;
-        let more = p.links.and_then(|l| l.pages).and_then(|p| p.next).is_some();
-        Ok((p.items, more))
+        let p: Page<Action> = self.page(url, "actions", page).await?;
+        Ok((p.items.unwrap_or_default(), p.next.is_some()))
     }
 
     /// Members of a VPC (`urn` like `do:droplet:123`).
     pub async fn vpc_members(&self, vpc_id: &str) -> Result<Vec<VpcMember>, ApiError> {
-        self.list(&format!("/v2/vpcs/{}/members", encode_segment(vpc_id)), &[])
-            .await
+        self.list(
+            &format!("/v2/vpcs/{}/members", encode_segment(vpc_id)),
+            "members",
+            &[],
+        )
+        .await
     }
 
     // ---- writes ------------------------------------------------------------------------

@@ -36,6 +36,43 @@ pub enum ApiError {
         path: String,
         message: String,
     },
+    /// The API redirected to another origin (scheme, host, port). The answer is not read and
+    /// the redirect is not followed: answers come only from the configured API origin.
+    #[error(
+        "{method} {path}: the API redirected ({status}) to {location}, which is not the API origin"
+    )]
+    Redirect {
+        method: String,
+        path: String,
+        status: u16,
+        location: String,
+    },
+    /// An absolute URL the API handed back (a `links.pages` link) points at another origin.
+    #[error("{method} {path}: the API sent a link to {url}, which is not the API origin {origin}")]
+    ForeignLink {
+        method: String,
+        path: String,
+        url: String,
+        origin: String,
+    },
+    /// An answer body passed the size cap ([`crate::digitalocean::MAX_BODY_BYTES`] by default).
+    #[error("{method} {path}: the answer is larger than {} MiB; refusing to read it", limit / (1024 * 1024))]
+    TooLarge {
+        method: String,
+        path: String,
+        limit: usize,
+    },
+    /// A list announced, or took, more than the client will read
+    /// ([`crate::digitalocean::MAX_LIST_ITEMS`] items by default).
+    #[error("{method} {path}: {message}")]
+    ListTooLong {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// The items read do not add up to the list's `meta.total`.
+    #[error("{0}")]
+    Incomplete(String),
     /// The client was configured wrongly.
     #[error("configuration: {0}")]
     Config(String),

@@ -4,6 +4,9 @@ mod client;
 mod error;
 mod models;
 
-pub use client::{Client, ClientConfig, RequestCounter, Token, DEFAULT_API_URL};
+pub use client::{
+    Client, ClientConfig, Listed, RequestCounter, Token, DEFAULT_API_URL, MAX_BODY_BYTES,
+    MAX_LIST_ITEMS,
+};
 pub use error::ApiError;
 pub use models::*;

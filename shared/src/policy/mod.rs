@@ -213,14 +213,16 @@ impl Policy {
         self.rules.get(rule).is_none_or(|o| o.enabled)
     }
 
-    /// Reads and validates a policy file.
+    /// Reads and validates a policy file: a regular file of at most [`MAX_POLICY_BYTES`],
+    /// UTF-8 (an error names the line and column of the first bad byte).
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+        let bytes = read_policy_file(path).map_err(|message| PolicyError::Read {
             file: file.clone(),
-            message: e.to_string(),
+            message,
         })?;
-        Policy::parse(&text, &file)
+        let text = std::str::from_utf8(&bytes).map_err(|e| not_utf8(&bytes, &e, &file))?;
+        Policy::parse(text, &file)
     }
 
     /// Parses and validates policy text; `file` names it in errors.
@@ -269,29 +271,179 @@ impl Policy {
             let message = format!("{u:?} is not a user name (no spaces, at most 32 characters)");
             return Err(invalid("probe_users", "ssh.probe_users", message));
         }
+        self.check_values()
+            .map_err(|(key, message)| PolicyError::Invalid {
+                file: file.to_string(),
+                line: key_line(text, key)
+                    .or_else(|| key_line(text, counterpart(key)?))
+                    .unwrap_or(1),
+                message: format!("{key}: {message}"),
+            })?;
+        exempt::check(&self.exemptions, text, file)
+    }
+
+    /// Values the API or the Droplets would refuse, or that defeat the policy: firewall and
+    /// tag names (the API's patterns), the sshd_config path, a baseline that exempts.
+    /// `Err((dotted key, message))`.
+    fn check_values(&self) -> Result<(), (&'static str, String)> {
         for (key, value) in [
             ("firewall.baseline_name", &self.firewall.baseline_name),
-            ("firewall.baseline_tag", &self.firewall.baseline_tag),
-            ("remediation.exempt_tag", &self.remediation.exempt_tag),
             (
                 "remediation.quarantine_name",
                 &self.remediation.quarantine_name,
             ),
         ] {
-            let short = key.rsplit('.').next().unwrap_or(key);
-            if value.trim().is_empty() {
-                return Err(invalid(short, key, "must not be empty".into()));
-            }
-            if key.ends_with("_tag") && !valid_tag(value) {
-                return Err(invalid(
-                    short,
-                    key,
-                    format!("{value:?} is not a valid DigitalOcean tag (letters, digits, '-', '_', ':'; at most 255)"),
-                ));
+            if !valid_firewall_name(value) {
+                return Err((key, format!("{value:?} is not a valid firewall name (a letter or digit first, then letters, digits, '.' or '-')")));
             }
         }
-        exempt::check(&self.exemptions, text, file)
+        for (key, value) in [
+            ("firewall.baseline_tag", &self.firewall.baseline_tag),
+            ("remediation.exempt_tag", &self.remediation.exempt_tag),
+            (
+                "remediation.quarantine_tag",
+                &self.remediation.quarantine_tag,
+            ),
+        ] {
+            if !valid_tag(value) {
+                return Err((key, format!("{value:?} is not a valid DigitalOcean tag (letters, digits, '-', '_', ':'; at most 255)")));
+            }
+        }
+        if !self.ssh.sshd_config.starts_with('/') {
+            let v = &self.ssh.sshd_config;
+            return Err((
+                "ssh.sshd_config",
+                format!("must be an absolute path, not {v:?}"),
+            ));
+        }
+        // Tags match whatever their case: `PROD` and `prod` are one tag.
+        if self
+            .remediation
+            .exempt_tag
+            .eq_ignore_ascii_case(&self.firewall.baseline_tag)
+        {
+            let t = &self.firewall.baseline_tag;
+            return Err((
+                "remediation.exempt_tag",
+                format!("must differ from firewall.baseline_tag ({t:?})"),
+            ));
+        }
+        // The quarantine firewall follows its tag: on the baseline tag it would isolate every
+        // Droplet remediation ever fixed.
+        let q = &self.remediation.quarantine_tag;
+        if q.eq_ignore_ascii_case(&self.firewall.baseline_tag)
+            || q.eq_ignore_ascii_case(&self.remediation.exempt_tag)
+        {
+            return Err((
+                "remediation.quarantine_tag",
+                format!(
+                    "must differ from firewall.baseline_tag and remediation.exempt_tag ({q:?})"
+                ),
+            ));
+        }
+        if self.remediation.quarantine_name == self.firewall.baseline_name {
+            let n = &self.firewall.baseline_name;
+            return Err((
+                "remediation.quarantine_name",
+                format!("must differ from firewall.baseline_name ({n:?})"),
+            ));
+        }
+        Ok(())
     }
+}
+
+/// The most bytes a policy file may hold: 1 MiB, far above any real policy.
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
+/// The bytes of a policy file. Only a regular file is read (a FIFO would block, a device
+/// like `/dev/zero` never ends), and at most [`MAX_POLICY_BYTES`].
+fn read_policy_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!("not a regular file ({})", file_kind(&meta)));
+    }
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    f.take(MAX_POLICY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        return Err("larger than 1 MiB; a policy is a few hundred bytes".into());
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular file is, for the error.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// `FILE:LINE: the policy is not valid UTF-8 (byte 0xE9 at column 10)`, at the first bad byte.
+fn not_utf8(bytes: &[u8], e: &std::str::Utf8Error, file: &str) -> PolicyError {
+    let good = &bytes[..e.valid_up_to()];
+    let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    // The line's text before the bad byte is valid UTF-8: count its characters.
+    let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+    let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+    PolicyError::Invalid {
+        file: file.to_string(),
+        line: good.iter().filter(|b| **b == b'\n').count() + 1,
+        message: format!("the policy is not valid UTF-8 (byte 0x{byte:02X} at column {column})"),
+    }
+}
+
+/// DigitalOcean's firewall name rule (`^[a-zA-Z0-9][a-zA-Z0-9\.-]+$` in the API spec).
+pub fn valid_firewall_name(n: &str) -> bool {
+    let mut bytes = n.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && n.len() >= 2
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+}
+
+/// The key a value must differ from: where to point when the value itself is a default.
+fn counterpart(key: &str) -> Option<&'static str> {
+    match key {
+        "remediation.exempt_tag" | "remediation.quarantine_tag" => Some("firewall.baseline_tag"),
+        "remediation.quarantine_name" => Some("firewall.baseline_name"),
+        _ => None,
+    }
+}
+
+/// The 1-based line where `section.key` is set (`key =` under `[section]`).
+fn key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or("").trim();
+        if code.starts_with('[') {
+            current = code
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+        } else if current == section && code.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// DigitalOcean's tag name rule.
@@ -477,6 +629,71 @@ mode = "enforce"
         );
         assert!(e.starts_with("p.toml:4: "), "{e}");
         assert!(e.contains("firewall.mising"), "{e}");
+    }
+
+    #[test]
+    fn names_follow_the_api_patterns() {
+        for ok in ["dropletguard-baseline", "a1", "web.v2-fw", "9x"] {
+            assert!(valid_firewall_name(ok), "{ok}");
+        }
+        for bad in ["", "a", "-fw", ".fw", "has space", "fw_1", "fw:1", "é1"] {
+            assert!(!valid_firewall_name(bad), "{bad}");
+        }
+        let e = err("[remediation]\nmode = \"audit\"\nquarantine_name = \"q_1\"\n");
+        assert!(
+            e.starts_with(
+                "p.toml:3: remediation.quarantine_name: \"q_1\" is not a valid firewall name"
+            ),
+            "{e}"
+        );
+        let e = err("[remediation]\nexempt_tag = \"no/slash\"\n");
+        assert!(e.starts_with("p.toml:2: remediation.exempt_tag"), "{e}");
+    }
+
+    #[test]
+    fn values_that_defeat_the_policy_are_errors() {
+        // Tags match whatever their case.
+        let e = err("[firewall]\nbaseline_tag = \"Base\"\n[remediation]\nexempt_tag = \"base\"\n");
+        assert!(e.starts_with("p.toml:4: remediation.exempt_tag: must differ from firewall.baseline_tag (\"Base\")"), "{e}");
+        let e =
+            err("[firewall]\nbaseline_name = \"fw\"\n[remediation]\nquarantine_name = \"fw\"\n");
+        assert!(
+            e.starts_with("p.toml:4: remediation.quarantine_name: must differ"),
+            "{e}"
+        );
+        let e = err("[ssh]\nsshd_config = \"etc/ssh/sshd_config\"\n");
+        assert!(
+            e.starts_with("p.toml:2: ssh.sshd_config: must be an absolute path"),
+            "{e}"
+        );
+        let e = err("[firewall]\nworld_open_allowed = [\"80\", \"+443\"]\n");
+        assert!(
+            e.starts_with("p.toml:2: firewall.world_open_allowed: \"+443\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn equal_to_a_default_points_at_the_key_written() {
+        let e =
+            err("[management]\ncidrs = []\n[firewall]\nbaseline_tag = \"dropletguard-exempt\"\n");
+        assert!(
+            e.starts_with("p.toml:4: remediation.exempt_tag: must differ"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_utf8_names_line_and_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, b"[ssh]\nprobe = false\n# caf\xc3\xa9 \xff\n").expect("write");
+        let e = Policy::load(&path).expect_err("refused").to_string();
+        let want = format!(
+            "{}:3: the policy is not valid UTF-8 (byte 0xFF at column 8)",
+            path.display()
+        );
+        assert_eq!(e, want);
     }
 
     #[test]

@@ -64,17 +64,21 @@ impl PortRange {
         out
     }
 
-    /// A policy entry: `"22"` or `"8000-9000"`.
+    /// A policy entry: `"22"` or `"8000-9000"`, decimal digits only (no sign: `"+25"` is
+    /// refused).
     pub fn parse_policy(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a port (1-65535) or a range \"A-B\"");
-        let t = s.trim();
-        let (lo, hi) = match t.split_once('-') {
-            Some((a, b)) => (
-                a.trim().parse::<u16>().map_err(|_| bad())?,
-                b.trim().parse::<u16>().map_err(|_| bad())?,
-            ),
+        let bad = || format!("{s:?} is not a port or a range A-B (1-65535)");
+        let number = |x: &str| {
+            let x = x.trim();
+            (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| x.parse::<u16>().ok())
+                .flatten()
+                .ok_or_else(bad)
+        };
+        let (lo, hi) = match s.trim().split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
             None => {
-                let p = t.parse::<u16>().map_err(|_| bad())?;
+                let p = number(s)?;
                 (p, p)
             }
         };
@@ -157,6 +161,10 @@ mod tests {
         assert!(PortRange::parse_policy("9000-8000").is_err());
         assert!(PortRange::parse_policy("80-").is_err());
         assert!(PortRange::parse_policy("70000").is_err());
+        for signed in ["+25", "-25", "+25-30", "25-+30", "２５"] {
+            let e = PortRange::parse_policy(signed).expect_err(signed);
+            assert!(e.contains("is not a port or a range A-B (1-65535)"), "{e}");
+        }
         assert_eq!(PortRange::parse_rule("0"), Ok(Some(PortRange::ALL)));
         assert_eq!(PortRange::parse_rule("all"), Ok(Some(PortRange::ALL)));
         assert_eq!(PortRange::parse_rule(""), Ok(None));

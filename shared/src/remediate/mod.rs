@@ -88,7 +88,7 @@ pub async fn remediate(
     );
     if opts.dry_run {
         annotate(&plan, &kept, &mut findings, None);
-        let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
+        let mut info = run.finish(client, snapshot.incomplete_reasons());
         info.dry_run = true;
         info.cap_reached = plan.cap_reached;
         let mut report = Report::new(info, &ids, findings, Vec::new());
@@ -114,7 +114,7 @@ pub async fn remediate(
         reread(client, policy, &opts, &tracker).await?
     };
     annotate(&plan, &kept, &mut findings, Some(&changes));
-    let mut info = run.finish(client, snapshot.vpcs.is_ok() && snapshot.ssh_keys.is_ok());
+    let mut info = run.finish(client, snapshot.incomplete_reasons());
     info.cap_reached = plan.cap_reached;
     let mut report = Report::new(info, &ids, findings, changes);
     let coverage = Coverage::of(&opts.scope, policy);

@@ -126,6 +126,10 @@ pub struct RunInfo {
     pub finished_at: String,
     pub api_requests: u64,
     pub complete: bool,
+    /// Why the run is not complete: each reason names the list or check that fell short
+    /// (`GET /v2/droplets: read 78 items, the API announced 1000`). Empty when complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
     /// Whether `max_changes_per_run` stopped planned changes in this run.
     #[serde(default)]
     pub cap_reached: bool,

@@ -110,6 +110,7 @@ fn snap(droplets: Vec<Droplet>, firewalls: Vec<Firewall>) -> Snapshot {
         vpcs: Ok(vpcs()),
         ssh_keys: Ok(vec![key()]),
         ssh: Default::default(),
+        incomplete: Vec::new(),
     }
 }
 

@@ -207,7 +207,7 @@ async fn recheck(deps: &Deps, ids: BTreeSet<u64>, trigger: &str) -> Result<Repor
 
 /// An empty report, for a run that had nothing to check.
 fn empty_report(run: &Run, client: &Client) -> Report {
-    Report::new(run.finish(client, true), &[], vec![], vec![])
+    Report::new(run.finish(client, Vec::new()), &[], vec![], vec![])
 }
 
 /// The Droplets an event touches, among those that exist.

@@ -169,6 +169,7 @@ mod tests {
             complete: true,
             cap_reached: false,
             dry_run: false,
+            incomplete: Vec::new(),
         };
         let mut report = Report::new(run, &[1], Vec::new(), Vec::new());
         report.resolved = serde_json::from_value(serde_json::json!([{

@@ -64,6 +64,7 @@ mod tests {
             complete: true,
             cap_reached: false,
             dry_run: false,
+            incomplete: Vec::new(),
         };
         Report::new(run, &[], vec![], vec![])
     }

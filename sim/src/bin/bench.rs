@@ -1,7 +1,7 @@
 //! `make bench`: dropletguard's benchmarks, on the simulator over loopback. Writes
 //! BENCHMARKS.md. Medians of several runs; every row says the command that reproduces it.
 //!
-//! Usage: bench [--quick] [--out FILE]
+//! Usage: bench [--quick] [--out FILE] [--huge-body-only (prints section 6 alone)]
 //! It expects the release binaries (`dropletguard` and the functions) beside itself.
 
 use std::path::{Path, PathBuf};
@@ -41,6 +41,30 @@ struct AuditRun {
 /// One `dropletguard audit` process under GNU time (for its peak RSS).
 async fn audit_once(bin: &Path, sim: &Sim, policy: &Path) -> Res<AuditRun> {
     let started = Instant::now();
+    let run = audit_rss(bin, sim, policy).await?;
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if run.code == Some(2) {
+        return Err(format!("audit failed: {}", run.stderr).into());
+    }
+    let report: Value = serde_json::from_slice(&run.stdout)?;
+    Ok(AuditRun {
+        requests: report["run"]["api_requests"].as_u64().unwrap_or(0),
+        wall_ms,
+        rss_kb: run.rss_kb,
+    })
+}
+
+/// What one audit process did.
+struct Measured {
+    rss_kb: u64,
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Peak RSS (KB), exit status and output of one `dropletguard audit` process, whatever its
+/// outcome.
+async fn audit_rss(bin: &Path, sim: &Sim, policy: &Path) -> Res<Measured> {
     let out = tokio::process::Command::new("/usr/bin/time")
         .arg("-f")
         .arg("DG_MAXRSS_KB=%M")
@@ -52,23 +76,86 @@ async fn audit_once(bin: &Path, sim: &Sim, policy: &Path) -> Res<AuditRun> {
         .stdin(Stdio::null())
         .output()
         .await?;
-    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if out.status.code() == Some(2) {
-        return Err(format!("audit failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    let report: Value = serde_json::from_slice(&out.stdout)?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let rss_kb = stderr
         .lines()
         .filter_map(|l| l.strip_prefix("DG_MAXRSS_KB="))
         .filter_map(|v| v.trim().parse().ok())
         .next_back()
         .ok_or("GNU time printed no RSS (install the `time` package)")?;
-    Ok(AuditRun {
-        requests: report["run"]["api_requests"].as_u64().unwrap_or(0),
-        wall_ms,
+    Ok(Measured {
         rss_kb,
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr,
     })
+}
+
+/// Section 6: a 200 MiB answer to `GET /v2/droplets` (hostile-API case 05), streamed by the
+/// simulator with and without `Content-Length`, beside the same account's normal audit.
+async fn huge_body_bench(
+    bin: &Path,
+    policy: &Path,
+    runs: usize,
+    misses: &mut Vec<String>,
+) -> Res<String> {
+    let mut md = String::from(
+        "## 6. A 200 MiB answer
+
+",
+    );
+    md.push_str("`GET /v2/droplets` answered with a valid 200 MiB list (one Droplet whose name is 200 MiB of `a`, \
+                 hostile-API case 05), streamed by the simulator; the other lists normal (100 Droplets). The client \
+                 refuses a body over its 8 MiB cap as soon as it passes it (at once when `Content-Length` says so), \
+                 and exits 2. Peak RSS is GNU time's maximum resident set size of the audit process.\n\n");
+    md.push_str("| answer | exit | peak RSS (median) |\n|---|---:|---:|\n");
+    let mut normal_mb = f64::NAN;
+    for (label, body) in [
+        ("normal (control)", None),
+        ("200 MiB with Content-Length", Some(false)),
+        ("200 MiB chunked, no Content-Length", Some(true)),
+    ] {
+        let mut state = fleet::generate(&FleetSpec::new(100, 1));
+        if let Some(unannounced) = body {
+            state.faults.overrides.push(sim::Override {
+                method: "GET".into(),
+                path: "/v2/droplets".into(),
+                query: [("type".to_string(), None)].into_iter().collect(),
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                streamed: Some(sim::StreamedBody {
+                    head: r#"{"droplets":[{"id":7999,"name":""#.into(),
+                    fill: b'a',
+                    fill_bytes: 200 << 20,
+                    tail: r#""}],"links":{},"meta":{"total":1}}"#.into(),
+                    unannounced,
+                }),
+                ..Default::default()
+            });
+        }
+        let s = Sim::start_local("bench-token", state).await?;
+        let mut rss = Vec::new();
+        let mut code = None;
+        for _ in 0..runs {
+            let m = audit_rss(bin, &s, policy).await?;
+            rss.push(m.rss_kb as f64);
+            code = m.code;
+        }
+        s.shutdown().await;
+        let mb = median(rss) / 1024.0;
+        if body.is_none() {
+            normal_mb = mb;
+        } else if code != Some(2) || mb > normal_mb + 8.0 * 4.0 {
+            misses.push(format!("{label}: exit {code:?}, peak RSS {mb:.1} MB (target: exit 2, under the normal run plus 32 MB)"));
+        }
+        let code = code.map_or("signal".to_string(), |c| c.to_string());
+        md.push_str(&format!("| {label} | {code} | {mb:.1} MB |\n"));
+        eprintln!("200 MiB body, {label}: exit {code}, {mb:.1} MB");
+    }
+    md.push_str("\nTarget: exit 2 with a peak RSS under the normal run's plus 32 MB (the 8 MiB cap, with room for \
+                 the buffer's growth). Before the cap, the same answer peaked at about 826 MB. Reproduce: \
+                 `cargo test -p dropletguard --test e2e hostile_api::case05` (the behaviour), `make bench` (the memory).\n\n");
+    Ok(md)
 }
 
 /// The per-Droplet way a simple script does it: list pages one by one, then ask each
@@ -153,6 +240,7 @@ fn snapshot_of(n: usize) -> Res<shared::Snapshot> {
         vpcs: Ok(st.vpcs.clone()),
         ssh_keys: Ok(st.ssh_keys.clone()),
         ssh: Default::default(),
+        incomplete: Vec::new(),
     })
 }
 
@@ -345,6 +433,17 @@ async fn main() -> Res<()> {
     }
     let policy = std::env::temp_dir().join("dg-bench-policy.toml");
     std::fs::write(&policy, sim::FLEET_POLICY)?;
+    if args.iter().any(|a| a == "--huge-body-only") {
+        let mut misses = Vec::new();
+        print!(
+            "{}",
+            huge_body_bench(&dg, &policy, runs, &mut misses).await?
+        );
+        for m in misses {
+            println!("- missed: {m}");
+        }
+        return Ok(());
+    }
     let mut md = String::new();
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     md.push_str("# Benchmarks\n\n");
@@ -574,6 +673,8 @@ async fn main() -> Res<()> {
         Ok(text) => md.push_str(&text),
         Err(e) => md.push_str(&format!("Not measured: {e}\n\n")),
     }
+
+    md.push_str(&huge_body_bench(&dg, &policy, runs, &mut misses).await?);
 
     md.push_str("## Targets missed\n\n");
     if misses.is_empty() {
