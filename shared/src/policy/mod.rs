@@ -316,6 +316,12 @@ impl Policy {
                 format!("must be an absolute path, not {v:?}"),
             ));
         }
+        self.check_distinct()
+    }
+
+    /// Names that must differ: a baseline tag that exempts, or that quarantines, would turn
+    /// every fix into an exemption or an isolation.
+    fn check_distinct(&self) -> Result<(), (&'static str, String)> {
         // Tags match whatever their case: `PROD` and `prod` are one tag.
         if self
             .remediation

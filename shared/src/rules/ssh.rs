@@ -2,36 +2,41 @@
 //! `service.exposed` (the listeners the management session saw).
 
 use crate::digitalocean::{Droplet, Protocol};
-use crate::policy::PasswordAuth;
+use crate::policy::{PasswordAuth, PortRange};
 use crate::report::{Finding, Severity, Status};
-use crate::rules::{droplet_resource, Ctx};
+use crate::rules::{droplet_resource, firewall, Ctx};
 use crate::rules::{SERVICE_EXPOSED, SSH_PASSWORD_AUTH};
 use crate::snapshot::SshObservation;
 use crate::ssh::listeners::{Listener, Proto};
 use crate::ssh::owners::owners_allowed;
 use crate::ssh::ProbeResult;
 
-/// Whether the Droplet's firewalls admit `port` over `proto` from the world (no firewall at
-/// all admits everything).
+/// Whether the Droplet's firewalls admit `port` over `proto` from the world, deny rules
+/// included (no firewall at all admits everything); `Some(why)` when they do.
 fn world_reachable(ctx: &Ctx<'_>, fws: &[usize], proto: Proto, port: u16) -> Option<String> {
     if fws.is_empty() {
         return Some("no firewall covers the Droplet".into());
     }
-    let want = match proto {
+    let protocol = match proto {
         Proto::Tcp => Protocol::Tcp,
         Proto::Udp => Protocol::Udp,
     };
-    fws.iter().find_map(|&i| {
-        let fw = &ctx.snapshot.firewalls[i];
-        ctx.parsed[i]
-            .iter()
-            .any(|r| {
-                r.protocol == want
-                    && r.ports.contains(port)
-                    && r.addresses.iter().any(|a| a.is_world())
-            })
-            .then(|| format!("firewall {} ({}) admits it from the world", fw.name, fw.id))
-    })
+    let rules = firewall::covering_rules(ctx, fws);
+    firewall::admitted(&rules, protocol, PortRange::single(port))
+        .into_iter()
+        .find(|a| !a.world_families().is_empty())
+        .map(|a| {
+            let by: Vec<String> = a
+                .allows
+                .iter()
+                .map(|(f, _)| format!("firewall {} ({})", f.name, f.id))
+                .collect();
+            format!(
+                "{} admit it from the world (open to {})",
+                by.join(", "),
+                a.set
+            )
+        })
 }
 
 /// The owners as the finding names them: kernel name, printed name when it differs, unit.
@@ -120,57 +125,67 @@ pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut
     if policy.ssh.password_auth == PasswordAuth::Forbid && ctx.enabled(SSH_PASSWORD_AUTH) {
         check_password_auth(ctx, d, obs, out);
     }
-    if !ctx.enabled(SERVICE_EXPOSED) {
-        return;
+    if ctx.enabled(SERVICE_EXPOSED) {
+        out.extend(check_service_exposed(ctx, d, fws, obs));
     }
-    match &obs.listeners {
-        None => {}
-        Some(Err(e)) => out.push(ctx.finding(
-            SERVICE_EXPOSED,
-            Status::Unknown,
-            None,
-            droplet_resource(d),
-            e.clone(),
-        )),
-        Some(Ok(ls)) => {
-            let allowed = &policy.services.allowed_public;
-            let mut world = false;
-            let mut items = Vec::new();
-            for l in ls.iter().filter(|l| l.is_public()) {
-                if owners_allowed(l, allowed) {
-                    continue;
-                }
-                let names = process_names(l);
-                let who = if names.is_empty() {
-                    "an unidentified process".to_string()
-                } else {
-                    names.join(", ")
-                };
-                let reach = world_reachable(ctx, fws, l.proto, l.port);
-                world |= reach.is_some();
-                items.push(format!(
-                    "{l} ({who}){}",
-                    reach
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_else(|| ": firewalls block it from the world".into())
-                ));
-            }
-            if !items.is_empty() {
-                out.push(ctx.finding(
-                    SERVICE_EXPOSED,
-                    Status::Fail,
-                    Some(if world {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    }),
-                    droplet_resource(d),
-                    format!(
-                        "not in services.allowed_public and listening publicly: {}",
-                        items.join("; ")
-                    ),
-                ));
-            }
+}
+
+/// `service.exposed`: a listener on a public address whose owners are not all allowed.
+fn check_service_exposed(
+    ctx: &Ctx<'_>,
+    d: &Droplet,
+    fws: &[usize],
+    obs: &SshObservation,
+) -> Option<Finding> {
+    let ls = match obs.listeners.as_ref()? {
+        Err(e) => {
+            return Some(ctx.finding(
+                SERVICE_EXPOSED,
+                Status::Unknown,
+                None,
+                droplet_resource(d),
+                e.clone(),
+            ))
         }
+        Ok(ls) => ls,
+    };
+    let allowed = &ctx.policy.services.allowed_public;
+    let mut world = false;
+    let mut items = Vec::new();
+    for l in ls
+        .iter()
+        .filter(|l| l.is_public() && !owners_allowed(l, allowed))
+    {
+        let names = process_names(l);
+        let who = if names.is_empty() {
+            "an unidentified process".to_string()
+        } else {
+            names.join(", ")
+        };
+        let reach = world_reachable(ctx, fws, l.proto, l.port);
+        world |= reach.is_some();
+        let reach = reach
+            .map(|r| format!(": {r}"))
+            .unwrap_or_else(|| ": firewalls block it from the world".into());
+        items.push(format!("{l} ({who}){reach}"));
     }
+    if items.is_empty() {
+        return None;
+    }
+    let severity = if world {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let detail = format!(
+        "not in services.allowed_public and listening publicly: {}",
+        items.join("; ")
+    );
+    Some(ctx.finding(
+        SERVICE_EXPOSED,
+        Status::Fail,
+        Some(severity),
+        droplet_resource(d),
+        detail,
+    ))
 }

@@ -31,38 +31,47 @@ fn mix(values: &BTreeMap<String, usize>, prefix: &str) -> String {
 }
 
 pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, out: &mut Vec<Finding>) {
-    let policy = ctx.policy;
-    if policy.vpc.forbid_default && ctx.enabled(VPC_DEFAULT) {
-        let region = d.region_slug();
-        let verdict = match (
-            &ctx.snapshot.vpcs,
-            d.vpc_uuid.as_deref().filter(|v| !v.is_empty()),
-        ) {
-            (_, None) => Some((
-                Status::Fail,
-                format!("the Droplet has no VPC and so sits in the default network of {region}"),
-            )),
-            (Err(e), Some(_)) => Some((Status::Unknown, format!("could not list VPCs: {e}"))),
-            (Ok(_), Some(id)) => match ctx.vpcs.get(id) {
-                Some(v) if v.default => Some((
-                    Status::Fail,
-                    format!(
-                        "the Droplet sits in {}, the default VPC of {}",
-                        vpc_label(ctx, id),
-                        v.region
-                    ),
-                )),
-                Some(_) => None,
-                None => Some((
-                    Status::Unknown,
-                    format!("VPC {id} is not in the account's VPC list"),
-                )),
-            },
-        };
-        if let Some((status, detail)) = verdict {
-            out.push(ctx.finding(VPC_DEFAULT, status, None, droplet_resource(d), detail));
-        }
+    if ctx.policy.vpc.forbid_default && ctx.enabled(VPC_DEFAULT) {
+        out.extend(check_default(ctx, d));
     }
+    check_mixed(ctx, d, out);
+}
+
+/// `vpc.default`: the Droplet has no VPC, or sits in its region's default VPC.
+fn check_default(ctx: &Ctx<'_>, d: &Droplet) -> Option<Finding> {
+    let region = d.region_slug();
+    let verdict = match (
+        &ctx.snapshot.vpcs,
+        d.vpc_uuid.as_deref().filter(|v| !v.is_empty()),
+    ) {
+        (_, None) => Some((
+            Status::Fail,
+            format!("the Droplet has no VPC and so sits in the default network of {region}"),
+        )),
+        (Err(e), Some(_)) => Some((Status::Unknown, format!("could not list VPCs: {e}"))),
+        (Ok(_), Some(id)) => match ctx.vpcs.get(id) {
+            Some(v) if v.default => Some((
+                Status::Fail,
+                format!(
+                    "the Droplet sits in {}, the default VPC of {}",
+                    vpc_label(ctx, id),
+                    v.region
+                ),
+            )),
+            Some(_) => None,
+            None => Some((
+                Status::Unknown,
+                format!("VPC {id} is not in the account's VPC list"),
+            )),
+        },
+    };
+    let (status, detail) = verdict?;
+    Some(ctx.finding(VPC_DEFAULT, status, None, droplet_resource(d), detail))
+}
+
+/// `vpc.mixed-environments` and `vpc.mixed-tenants`: the Droplet's VPC holds more than one.
+fn check_mixed(ctx: &Ctx<'_>, d: &Droplet, out: &mut Vec<Finding>) {
+    let policy = ctx.policy;
     let key = ctx.vpc_key(d);
     let Some(group) = ctx.groups.get(&key) else {
         return;

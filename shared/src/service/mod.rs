@@ -527,13 +527,13 @@ pub struct PollOutcome {
     pub report: Report,
 }
 
-/// Reads `/v2/actions` newer than the stored cursor (newest first, page by page, stopping at
-/// the cursor), re-checks the Droplets those actions touched, then moves the cursor. Actions
-/// still in progress are left for the next poll. Without a cursor, only the newest page is read.
-pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, ServiceError> {
-    let run = Run::start("schedule", &deps.client);
-    let cursor: Option<Cursor> = deps.store.get_json(CURSOR_KEY).await?;
-    let last = cursor.as_ref().map(|c| c.last_action_id);
+/// `/v2/actions` newer than `last`, newest first, page by page until the cursor (only the
+/// newest page without one).
+async fn newer_actions(
+    deps: &Deps,
+    last: Option<u64>,
+    max_pages: u64,
+) -> Result<Vec<crate::digitalocean::Action>, ServiceError> {
     let mut fresh = Vec::new();
     let mut page = 1;
     'pages: loop {
@@ -549,6 +549,15 @@ pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, Se
         }
         page += 1;
     }
+    Ok(fresh)
+}
+
+/// The Droplets that finished actions touched, and the next cursor: the newest action seen,
+/// but never past one still in progress (it is read again next time).
+fn touched_and_cursor(
+    fresh: &[crate::digitalocean::Action],
+    last: Option<u64>,
+) -> (BTreeSet<u64>, u64) {
     let in_progress_min = fresh
         .iter()
         .filter(|a| a.status == "in-progress")
@@ -567,6 +576,18 @@ pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, Se
         (None, _) => last.unwrap_or(0),
     };
     next = next.max(last.unwrap_or(0));
+    (ids, next)
+}
+
+/// Reads `/v2/actions` newer than the stored cursor (newest first, page by page, stopping at
+/// the cursor), re-checks the Droplets those actions touched, then moves the cursor. Actions
+/// still in progress are left for the next poll. Without a cursor, only the newest page is read.
+pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, ServiceError> {
+    let run = Run::start("schedule", &deps.client);
+    let cursor: Option<Cursor> = deps.store.get_json(CURSOR_KEY).await?;
+    let last = cursor.as_ref().map(|c| c.last_action_id);
+    let fresh = newer_actions(deps, last, max_pages).await?;
+    let (ids, next) = touched_and_cursor(&fresh, last);
     let existing = if ids.is_empty() {
         BTreeSet::new()
     } else {

@@ -368,6 +368,36 @@ pub async fn connect(
     // while a dead or stalled server is dropped after `timeout`.
     let keepalive = (timeout / 3).max(Duration::from_millis(200));
     let (mut handle, seen) = handshake(addr, deadline, timeout, Some(keepalive)).await?;
+    if let Err(e) = authenticate(&mut handle, addr, user, key, (deadline, timeout)).await {
+        teardown(handle, Some(deadline)).await;
+        return Err(e);
+    }
+    let (host_key_sha256, server_version) = {
+        let seen = lock(&seen);
+        (
+            seen.host_key_sha256.clone().unwrap_or_default(),
+            seen.server_version.clone().unwrap_or_default(),
+        )
+    };
+    Ok(Session {
+        handle,
+        addr,
+        user: user.to_string(),
+        timeout,
+        host_key_sha256,
+        server_version,
+    })
+}
+
+/// Public-key authentication as `user`, bounded by `deadline`. On refusal the error names the
+/// key's fingerprint and what the server still offers (the caller tears the connection down).
+async fn authenticate(
+    handle: &mut client::Handle<RecordingHandler>,
+    addr: SocketAddr,
+    user: &str,
+    key: &ManagementKey,
+    (deadline, timeout): (Instant, Duration),
+) -> Result<(), SshError> {
     let phase = "authenticating with the management key";
     // For RSA keys pick rsa-sha2-512/256 if the server announced them; for
     // other key types the hash is ignored.
@@ -395,38 +425,46 @@ pub async fn connect(
     )
     .await?;
     match auth {
-        Ok(client::AuthResult::Success) => {}
+        Ok(client::AuthResult::Success) => Ok(()),
         Ok(client::AuthResult::Failure {
             remaining_methods, ..
-        }) => {
-            teardown(handle, Some(deadline)).await;
-            return Err(SshError::AuthRejected {
-                addr,
-                user: user.to_string(),
-                fingerprint: key.fingerprint().to_string(),
-                remaining_methods: method_names(&remaining_methods),
-            });
-        }
-        Err(source) => {
-            teardown(handle, Some(deadline)).await;
-            return Err(protocol_error(addr, phase, timeout, source));
+        }) => Err(SshError::AuthRejected {
+            addr,
+            user: user.to_string(),
+            fingerprint: key.fingerprint().to_string(),
+            remaining_methods: method_names(&remaining_methods),
+        }),
+        Err(source) => Err(protocol_error(addr, phase, timeout, source)),
+    }
+}
+
+/// Reads a channel until it closes: stdout, stderr (each capped), exit status, signal.
+/// Errors: the server refused the exec request.
+async fn collect(
+    channel: &mut russh::Channel<client::Msg>,
+) -> Result<(Vec<u8>, Vec<u8>, Option<u32>, Option<String>), String> {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut status = None;
+    let mut signal = None;
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => push_capped(&mut stdout, &data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => push_capped(&mut stderr, &data),
+            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            ChannelMsg::ExitSignal {
+                signal_name,
+                error_message,
+                ..
+            } => signal = Some(format!("{signal_name:?} {error_message}")),
+            ChannelMsg::Failure => {
+                return Err("the server refused the exec request".into());
+            }
+            ChannelMsg::Close => break,
+            _ => {}
         }
     }
-    let (host_key_sha256, server_version) = {
-        let seen = lock(&seen);
-        (
-            seen.host_key_sha256.clone().unwrap_or_default(),
-            seen.server_version.clone().unwrap_or_default(),
-        )
-    };
-    Ok(Session {
-        handle,
-        addr,
-        user: user.to_string(),
-        timeout,
-        host_key_sha256,
-        server_version,
-    })
+    Ok((stdout, stderr, status, signal))
 }
 
 fn push_capped(buf: &mut Vec<u8>, data: &[u8]) {
@@ -470,27 +508,7 @@ impl Session {
             .exec(true, cmd)
             .await
             .map_err(|e| exec_err(format!("cannot send exec request: {e}")))?;
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let mut status = None;
-        let mut signal = None;
-        while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => push_capped(&mut stdout, &data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => push_capped(&mut stderr, &data),
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::ExitSignal {
-                    signal_name,
-                    error_message,
-                    ..
-                } => signal = Some(format!("{signal_name:?} {error_message}")),
-                ChannelMsg::Failure => {
-                    return Err(exec_err("the server refused the exec request".into()));
-                }
-                ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
+        let (stdout, stderr, status, signal) = collect(&mut channel).await.map_err(exec_err)?;
         let _ = channel.close().await;
         let stdout = String::from_utf8_lossy(&stdout).into_owned();
         let stderr = String::from_utf8_lossy(&stderr).into_owned();

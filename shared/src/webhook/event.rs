@@ -114,7 +114,12 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
         }
     };
 
-    let event = match event_type {
+    event_of(event_type, data)
+}
+
+/// The event of a known `type`, from its `data`.
+fn event_of(event_type: &str, data: &Map<String, Value>) -> Result<Event, EventError> {
+    Ok(match event_type {
         "droplet.created" => Event::DropletCreated {
             droplet_id: required_id(data, "droplet_id", "data.droplet_id")?,
         },
@@ -131,8 +136,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
             vpc_id: required_string(data, "vpc_id", "data.vpc_id")?,
         },
         _ => parse_action(data)?,
-    };
-    Ok(event)
+    })
 }
 
 fn parse_action(data: &Map<String, Value>) -> Result<Event, EventError> {

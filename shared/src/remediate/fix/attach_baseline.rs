@@ -265,26 +265,14 @@ async fn apply(cx: &mut ApplyContext<'_>, steps: &[&Step]) -> Result<Vec<Change>
     for s in steps {
         match params::<Params>(s)? {
             Params::Create { request } => {
-                cx.ledger
-                    .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
-                    .await?;
                 let (change, err) = create(cx, s, &request).await?;
                 changes.push(change);
                 firewall_error = firewall_error.or(err);
             }
             Params::TagFirewall { firewall_id, tag } => {
-                cx.ledger
-                    .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
-                    .await?;
-                let r = tag_firewall(cx, &firewall_id, &tag).await;
-                firewall_error = firewall_error.or(r.as_ref().err().map(ToString::to_string));
-                let entry = Entry::for_step(
-                    s,
-                    json!({"tags_added": []}),
-                    json!({"tags_added": [tag]}),
-                    result_of(&r),
-                );
-                changes.push(cx.ledger.record(entry).await?);
+                let (change, err) = tag_firewall(cx, s, &firewall_id, &tag).await?;
+                changes.push(change);
+                firewall_error = firewall_error.or(err);
             }
             Params::Attach {
                 droplet_id,
@@ -326,6 +314,9 @@ async fn create(
     s: &Step,
     request: &FirewallRequest,
 ) -> Result<(Change, Option<String>), RemediateError> {
+    cx.ledger
+        .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
+        .await?;
     let r = ensure_firewall(cx.client, request).await;
     let (id, after, result) = match &r {
         Ok(e) => {
@@ -348,15 +339,31 @@ async fn create(
     Ok((change, r.err().map(|e| e.to_string())))
 }
 
+/// Gives the existing baseline firewall its tag; the entry, and the error if it failed.
 async fn tag_firewall(
-    cx: &ApplyContext<'_>,
+    cx: &mut ApplyContext<'_>,
+    s: &Step,
     firewall_id: &str,
     tag: &str,
-) -> Result<(), crate::digitalocean::ApiError> {
-    cx.client.create_tag(tag).await?;
-    cx.client
-        .add_tags_to_firewall(firewall_id, &[tag.to_string()])
-        .await
+) -> Result<(Change, Option<String>), RemediateError> {
+    cx.ledger
+        .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
+        .await?;
+    let r = async {
+        cx.client.create_tag(tag).await?;
+        cx.client
+            .add_tags_to_firewall(firewall_id, &[tag.to_string()])
+            .await
+    }
+    .await;
+    let entry = Entry::for_step(
+        s,
+        json!({"tags_added": []}),
+        json!({"tags_added": [tag]}),
+        result_of(&r),
+    );
+    let change = cx.ledger.record(entry).await?;
+    Ok((change, r.err().map(|e| e.to_string())))
 }
 
 /// Tags the Droplets, 50 to a request; `ok` or the first failure.

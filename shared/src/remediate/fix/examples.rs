@@ -109,67 +109,41 @@ fn attach_examples() -> Vec<Example> {
     ]
 }
 
-fn narrow_examples() -> Vec<Example> {
-    let world_ssh = || {
-        snap(
-            vec![droplet(1, &[], None)],
-            vec![firewall(
-                "fw-1",
-                vec![inbound(Tcp, "22", &["0.0.0.0/0"])],
-                &[1],
-                &[],
-            )],
-        )
-    };
-    let all_ports = snap(
+/// One Droplet behind firewall `fw-1` (by id) with the given inbound rules.
+fn behind(rules: Vec<crate::digitalocean::InboundRule>) -> Snapshot {
+    snap(
         vec![droplet(1, &[], None)],
-        vec![firewall(
-            "fw-1",
-            vec![inbound(Tcp, "0", &["0.0.0.0/0"])],
-            &[1],
-            &[],
-        )],
-    );
+        vec![firewall("fw-1", rules, &[1], &[])],
+    )
+}
+
+fn narrow_examples() -> Vec<Example> {
+    let world_ssh = || behind(vec![inbound(Tcp, "22", &["0.0.0.0/0"])]);
     let mut shared_fw = world_ssh();
     shared_fw.droplets.push(droplet(2, &[], None));
     shared_fw.firewalls[0].droplet_ids.push(2);
+    let mut with_deny = world_ssh();
+    with_deny.firewalls[0]
+        .inbound_rules
+        .push(deny(Tcp, "22", &["198.51.100.0/24"]));
+    let narrow = &["narrow-firewall-rules fw-1"];
     vec![
         Example {
-            notes: &[(
-                "firewall.ssh-open",
-                "1",
-                "replace rule \"tcp 22 from 0.0.0.0/0\" by \"tcp 22 from 203.0.113.0/24\"",
-            )],
-            ..ex(
-                "ssh open to the world",
-                world_ssh(),
-                &["narrow-firewall-rules fw-1"],
-            )
+            notes: &[("firewall.ssh-open", "1", "replace rule \"tcp 22 from 0.0.0.0/0\" by \"tcp 22 from 203.0.113.0/24\"")],
+            ..ex("ssh open to the world", world_ssh(), narrow)
         },
         Example {
-            notes: &[(
-                "firewall.ssh-open",
-                "1",
-                "by \"tcp 1-21 from 0.0.0.0/0\", \"tcp 23-24 from 0.0.0.0/0\"",
-            )],
-            ..ex(
-                "every port open: only the offending ones narrow",
-                all_ports,
-                &["narrow-firewall-rules fw-1"],
-            )
+            notes: &[("firewall.ssh-open", "1", "by \"tcp 1-21 from 0.0.0.0/0\", \"tcp 23-24 from 0.0.0.0/0\"")],
+            ..ex("every port open: only the offending ones narrow", behind(vec![inbound(Tcp, "0", &["0.0.0.0/0"])]), narrow)
+        },
+        Example {
+            notes: &[("firewall.ssh-open", "1", "on firewall fw-1-name (fw-1): replace rule \"tcp 22 from 0.0.0.0/0\" by \"tcp 22 from 203.0.113.0/24\"")],
+            ..ex("the allow is narrowed; the deny beside it is left as it is", with_deny, narrow)
         },
         Example {
             scope: Scope::droplets([1]),
-            notes: &[(
-                "firewall.ssh-open",
-                "1",
-                "also covers Droplets outside this run or exempt: droplet-2 (2)",
-            )],
-            ..ex(
-                "a firewall shared with a Droplet outside the run is left alone",
-                shared_fw,
-                &[],
-            )
+            notes: &[("firewall.ssh-open", "1", "also covers Droplets outside this run or exempt: droplet-2 (2)")],
+            ..ex("a firewall shared with a Droplet outside the run is left alone", shared_fw, &[])
         },
     ]
 }
@@ -237,6 +211,16 @@ fn every_fix_plans_as_its_examples_say() {
     for e in all {
         let findings = evaluate(&e.snapshot, &e.policy, &e.scope);
         let p = plan(&e.snapshot, &e.policy, &findings, &e.scope, e.ssh_key);
+        // No plan ever removes, narrows or rewrites a deny rule.
+        for step in &p.steps {
+            let edits = step.params["edits"].as_array().cloned().unwrap_or_default();
+            if edits.iter().any(|ed| ed["before"]["action"] != "allow") {
+                wrong.push(format!(
+                    "{}: a step edits a rule that is not an allow: {}",
+                    e.name, step.params
+                ));
+            }
+        }
         if render(&p) != e.steps {
             wrong.push(format!(
                 "{}: steps {:?}, expected {:?}",

@@ -51,25 +51,7 @@ pub(super) async fn restore(
     record.status = "restoring".into();
     save(store, &record).await?;
     let droplet = client.get_droplet(droplet_id).await?;
-    let fws = client.list_firewalls().await?;
-    let mut missing = Vec::new();
-    // 1. Put the original firewalls back first; the quarantine one goes last.
-    for id in &record.firewall_ids {
-        match fws.iter().find(|f| f.id == *id) {
-            Some(f) if !f.droplet_ids.contains(&droplet_id) => {
-                client.add_droplets_to_firewall(id, &[droplet_id]).await?
-            }
-            Some(_) => {}
-            None => missing.push(id.clone()),
-        }
-    }
-    for t in record.tags.iter().filter(|t| !droplet.has_tag(t)) {
-        client.create_tag(t).await?;
-        client.tag_droplets(t, &[droplet_id]).await?;
-    }
-    if droplet.has_tag(&qname) && !record.tags.contains(&qname) {
-        client.untag_droplets(&qname, &[droplet_id]).await?;
-    }
+    let missing = put_back(client, &record, &droplet, &qname).await?;
     let now = verify(client, &record, &missing).await?;
     record.status = "restored".into();
     record.restored_at = Some(now_rfc3339());
@@ -102,6 +84,36 @@ pub(super) async fn restore(
         changes: vec![change],
         changed: true,
     })
+}
+
+/// Puts the recorded firewalls (by id) and tags back first, then removes the quarantine tag.
+/// Returns the recorded firewalls deleted since the quarantine.
+async fn put_back(
+    client: &Client,
+    record: &QuarantineRecord,
+    droplet: &crate::digitalocean::Droplet,
+    qname: &str,
+) -> Result<Vec<String>, RemediateError> {
+    let droplet_id = record.droplet_id;
+    let fws = client.list_firewalls().await?;
+    let mut missing = Vec::new();
+    for id in &record.firewall_ids {
+        match fws.iter().find(|f| f.id == *id) {
+            Some(f) if !f.droplet_ids.contains(&droplet_id) => {
+                client.add_droplets_to_firewall(id, &[droplet_id]).await?
+            }
+            Some(_) => {}
+            None => missing.push(id.clone()),
+        }
+    }
+    for t in record.tags.iter().filter(|t| !droplet.has_tag(t)) {
+        client.create_tag(t).await?;
+        client.tag_droplets(t, &[droplet_id]).await?;
+    }
+    if droplet.has_tag(qname) && !record.tags.iter().any(|t| t == qname) {
+        client.untag_droplets(qname, &[droplet_id]).await?;
+    }
+    Ok(missing)
 }
 
 /// From a fresh read: exactly the recorded memberships (less the firewalls deleted since) and

@@ -93,6 +93,32 @@ fn key(action: &RuleAction, p: Protocol, ports: &str, t: &Targets) -> Key {
     )
 }
 
+/// The rules of `have` that `want` lacks (by meaning, not spelling).
+fn missing_from(want: &FirewallRules, have: &FirewallRules) -> FirewallRules {
+    let inb = |r: &InboundRule| key(&r.action, r.protocol, &r.ports, &r.sources);
+    let out = |r: &OutboundRule| key(&r.action, r.protocol, &r.ports, &r.destinations);
+    let have_in: BTreeSet<Key> = have.inbound_rules.iter().map(inb).collect();
+    let have_out: BTreeSet<Key> = have.outbound_rules.iter().map(out).collect();
+    FirewallRules {
+        inbound_rules: want
+            .inbound_rules
+            .iter()
+            .filter(|r| !have_in.contains(&inb(r)))
+            .cloned()
+            .collect(),
+        outbound_rules: want
+            .outbound_rules
+            .iter()
+            .filter(|r| !have_out.contains(&out(r)))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn is_empty(r: &FirewallRules) -> bool {
+    r.inbound_rules.is_empty() && r.outbound_rules.is_empty()
+}
+
 /// Finds or creates the quarantine firewall, then brings its rules to the request's (after
 /// the management ranges changed): missing rules are added before stale ones are removed.
 pub(super) async fn ensure(
@@ -100,45 +126,14 @@ pub(super) async fn ensure(
     request: &FirewallRequest,
 ) -> Result<Firewall, RemediateError> {
     let fw = ensure_firewall(client, request).await?.kept;
-    let inb = |r: &InboundRule| key(&r.action, r.protocol, &r.ports, &r.sources);
-    let out = |r: &OutboundRule| key(&r.action, r.protocol, &r.ports, &r.destinations);
-    let have_in: BTreeSet<Key> = fw.inbound_rules.iter().map(inb).collect();
-    let have_out: BTreeSet<Key> = fw.outbound_rules.iter().map(out).collect();
-    let want_in: BTreeSet<Key> = request.inbound_rules.iter().map(inb).collect();
-    let want_out: BTreeSet<Key> = request.outbound_rules.iter().map(out).collect();
-    let add = FirewallRules {
-        inbound_rules: request
-            .inbound_rules
-            .iter()
-            .filter(|r| !have_in.contains(&inb(r)))
-            .cloned()
-            .collect(),
-        outbound_rules: request
-            .outbound_rules
-            .iter()
-            .filter(|r| !have_out.contains(&out(r)))
-            .cloned()
-            .collect(),
+    let rules = |i: &[InboundRule], o: &[OutboundRule]| FirewallRules {
+        inbound_rules: i.to_vec(),
+        outbound_rules: o.to_vec(),
     };
-    let stale = FirewallRules {
-        inbound_rules: fw
-            .inbound_rules
-            .iter()
-            .filter(|r| !want_in.contains(&inb(r)))
-            .cloned()
-            .collect(),
-        outbound_rules: fw
-            .outbound_rules
-            .iter()
-            .filter(|r| !want_out.contains(&out(r)))
-            .cloned()
-            .collect(),
-    };
-    if add.inbound_rules.is_empty()
-        && add.outbound_rules.is_empty()
-        && stale.inbound_rules.is_empty()
-        && stale.outbound_rules.is_empty()
-    {
+    let want = rules(&request.inbound_rules, &request.outbound_rules);
+    let have = rules(&fw.inbound_rules, &fw.outbound_rules);
+    let (add, stale) = (missing_from(&want, &have), missing_from(&have, &want));
+    if is_empty(&add) && is_empty(&stale) {
         return Ok(fw);
     }
     let total = fw.rule_count() + add.inbound_rules.len() + add.outbound_rules.len();
@@ -148,10 +143,10 @@ pub(super) async fn ensure(
             fw.name, fw.id
         )));
     }
-    if !add.inbound_rules.is_empty() || !add.outbound_rules.is_empty() {
+    if !is_empty(&add) {
         client.add_firewall_rules(&fw.id, &add).await?;
     }
-    if !stale.inbound_rules.is_empty() || !stale.outbound_rules.is_empty() {
+    if !is_empty(&stale) {
         client.remove_firewall_rules(&fw.id, &stale).await?;
     }
     Ok(client.get_firewall(&fw.id).await?)
