@@ -592,3 +592,68 @@ async fn policy_must_be_a_small_regular_file() {
     assert!(sim.requests().is_empty());
     sim.shutdown().await;
 }
+
+/// Case 06: the only firewall covering Droplet 7070 has `"status": "weird"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case06_unknown_firewall_status_is_unknown_never_applied() {
+    let sim = base_account().await;
+    let body = case_text("06-firewall-status-unknown/firewalls.json");
+    let q = [("per_page", Some("200")), ("page", Some("1"))];
+    inject(&sim, vec![answer("/v2/firewalls", &q, 200, body)], &[]);
+    let run = audit(&sim, "json", &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["resource"]["id"] == "7070")
+        .cloned()
+        .expect("a finding on Droplet 7070");
+    assert_eq!(f["rule"], "firewall.not-applied");
+    assert_eq!(f["status"], "unknown");
+    let detail = f["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("firewall bastion (f1000000-0000-4000-8000-000000000004)"),
+        "{detail}"
+    );
+    assert!(detail.contains("\"weird\""), "{detail}");
+    assert_eq!(
+        (
+            r["summary"]["pass"].as_u64(),
+            r["summary"]["fail"].as_u64(),
+            r["summary"]["unknown"].as_u64()
+        ),
+        (Some(69), Some(10), Some(1))
+    );
+    sim.shutdown().await;
+}
+
+/// Case 08: firewall `partners` (at the 5-tag limit) is listed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case08_a_firewall_listed_twice_gives_one_finding() {
+    let sim = base_account().await;
+    let body = case_text("08-firewall-listed-twice/firewalls.json");
+    let q = [("per_page", Some("200")), ("page", Some("1"))];
+    inject(&sim, vec![answer("/v2/firewalls", &q, 200, body)], &[]);
+    let run = audit(&sim, "json", &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.json();
+    let limits: Vec<&Value> = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "firewall.limits")
+        .collect();
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    assert_eq!(
+        limits[0]["resource"]["id"],
+        "f1000000-0000-4000-8000-000000000007"
+    );
+    assert_eq!(
+        r["findings"].as_array().map(Vec::len),
+        Some(17),
+        "the base account's 16, and this one"
+    );
+    sim.shutdown().await;
+}
