@@ -371,9 +371,12 @@ async fn list_droplets(
     let ids: Vec<u64> = st
         .droplets
         .values()
-        .filter(|d| match &q.tag_name {
-            Some(t) => d.tags.iter().any(|x| x == t),
-            None => d.gpu == gpus,
+        // As the API: `tag_name` filters the default list, which never holds GPU Droplets.
+        .filter(|d| d.gpu == gpus)
+        .filter(|d| {
+            q.tag_name
+                .as_ref()
+                .is_none_or(|t| d.tags.iter().any(|x| x == t))
         })
         .map(|d| d.id)
         .collect();

@@ -5,6 +5,7 @@ mod audit;
 mod browser;
 mod client;
 mod deny;
+mod events;
 mod exactly_once;
 mod fixtures;
 mod formats;

@@ -210,6 +210,32 @@ fn empty_report(run: &Run, client: &Client) -> Report {
     Report::new(run.finish(client, Vec::new()), &[], vec![], vec![])
 }
 
+/// The Droplets carrying any of `tags`, GPU Droplets included. The API's `tag_name` filter
+/// never returns GPU Droplets and cannot be combined with `type=gpus` (`do-api`,
+/// `GET /v2/droplets`), so the GPU list is read once and filtered here.
+async fn tagged_droplets(client: &Client, tags: &[String]) -> Result<BTreeSet<u64>, ServiceError> {
+    let mut ids = BTreeSet::new();
+    if tags.is_empty() {
+        return Ok(ids);
+    }
+    for t in tags {
+        ids.extend(
+            client
+                .list_droplets_by_tag(t)
+                .await?
+                .into_iter()
+                .map(|d| d.id),
+        );
+    }
+    let gpus = client.list_gpu_droplets().await?;
+    ids.extend(
+        gpus.iter()
+            .filter(|d| tags.iter().any(|t| d.has_tag(t)))
+            .map(|d| d.id),
+    );
+    Ok(ids)
+}
+
 /// The Droplets an event touches, among those that exist.
 pub async fn touched_droplets(
     client: &Client,
@@ -221,27 +247,14 @@ pub async fn touched_droplets(
         }
         Event::FirewallChanged { firewall_id } => match client.get_firewall(firewall_id).await {
             Ok(fw) => {
-                let mut ids: BTreeSet<u64> = fw.droplet_ids.iter().copied().collect();
-                for t in &fw.tags {
-                    ids.extend(
-                        client
-                            .list_droplets_by_tag(t)
-                            .await?
-                            .into_iter()
-                            .map(|d| d.id),
-                    );
-                }
+                let mut ids = tagged_droplets(client, &fw.tags).await?;
+                ids.extend(fw.droplet_ids.iter().copied());
                 ids
             }
             Err(e) if e.is_not_found() => BTreeSet::new(),
             Err(e) => return Err(e.into()),
         },
-        Event::TagChanged { tag } => client
-            .list_droplets_by_tag(tag)
-            .await?
-            .into_iter()
-            .map(|d| d.id)
-            .collect(),
+        Event::TagChanged { tag } => tagged_droplets(client, std::slice::from_ref(tag)).await?,
         Event::VpcChanged { vpc_id } => match client.vpc_members(vpc_id).await {
             Ok(m) => m.iter().filter_map(|m| m.droplet_id()).collect(),
             Err(e) if e.is_not_found() => BTreeSet::new(),
