@@ -113,6 +113,17 @@ impl<'a> Ledger<'a> {
         Ok(())
     }
 
+    /// [`Ledger::intend`] for a planned step, on its own resource, before and after unknown yet.
+    pub async fn intend_step(&mut self, step: &Step) -> Result<(), StoreError> {
+        self.intend(&Entry::for_step(
+            step,
+            Value::Null,
+            Value::Null,
+            String::new(),
+        ))
+        .await
+    }
+
     /// Completes every intent a stopped run left (any run's but this one's): its record's
     /// result becomes `interrupted: …`. Returns those records.
     pub async fn reconcile(&mut self) -> Result<Vec<Change>, StoreError> {

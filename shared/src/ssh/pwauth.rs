@@ -83,19 +83,7 @@ pub async fn disable_password_auth(
     port: u16,
     timeout: Duration,
 ) -> Result<PasswordAuthFix, SshError> {
-    let users = [user.to_string()];
-    fix(
-        session,
-        addr,
-        user,
-        key,
-        sshd_config,
-        port,
-        timeout,
-        None,
-        &users,
-    )
-    .await
+    disable_password_auth_probing(session, addr, user, key, sshd_config, port, timeout, &[]).await
 }
 
 /// [`disable_password_auth`], verified from outside by a probe as each of `probe_users`
@@ -145,6 +133,8 @@ pub async fn disable_password_auth_with_fault(
     timeout: Duration,
     fault: Fault,
 ) -> Result<PasswordAuthFix, SshError> {
+    let users = [user.to_string()];
+    let fault = Some(fault);
     fix(
         session,
         addr,
@@ -153,8 +143,8 @@ pub async fn disable_password_auth_with_fault(
         sshd_config,
         port,
         timeout,
-        Some(fault),
-        &[user.to_string()],
+        fault,
+        &users,
     )
     .await
 }

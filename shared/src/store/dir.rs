@@ -22,8 +22,9 @@ impl DirStore {
     }
 }
 
-impl StateStore for DirStore {
-    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+impl DirStore {
+    /// The file for `key`, its folder created. Errors: a bad key, or the folder.
+    async fn path_for(&self, key: &str) -> Result<std::path::PathBuf, StoreError> {
         check_key(key)?;
         let path = self.root.join(key);
         if let Some(parent) = path.parent() {
@@ -31,6 +32,13 @@ impl StateStore for DirStore {
                 .await
                 .map_err(|e| self.io(key, e))?;
         }
+        Ok(path)
+    }
+}
+
+impl StateStore for DirStore {
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let path = self.path_for(key).await?;
         let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
         tokio::fs::write(&tmp, body)
             .await
@@ -48,13 +56,7 @@ impl StateStore for DirStore {
 
     async fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, StoreError> {
         use tokio::io::AsyncWriteExt;
-        check_key(key)?;
-        let path = self.root.join(key);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| self.io(key, e))?;
-        }
+        let path = self.path_for(key).await?;
         let opened = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

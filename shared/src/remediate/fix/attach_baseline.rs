@@ -314,9 +314,7 @@ async fn create(
     s: &Step,
     request: &FirewallRequest,
 ) -> Result<(Change, Option<String>), RemediateError> {
-    cx.ledger
-        .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
-        .await?;
+    cx.ledger.intend_step(s).await?;
     let r = ensure_firewall(cx.client, request).await;
     let (id, after, result) = match &r {
         Ok(e) => {
@@ -346,9 +344,7 @@ async fn tag_firewall(
     firewall_id: &str,
     tag: &str,
 ) -> Result<(Change, Option<String>), RemediateError> {
-    cx.ledger
-        .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
-        .await?;
+    cx.ledger.intend_step(s).await?;
     let r = async {
         cx.client.create_tag(tag).await?;
         cx.client

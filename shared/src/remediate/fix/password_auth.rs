@@ -84,9 +84,7 @@ impl Fix for DisablePasswordAuth {
             let mut changes = Vec::new();
             for s in steps {
                 let p: Params = params(s)?;
-                cx.ledger
-                    .intend(&Entry::for_step(s, Value::Null, Value::Null, String::new()))
-                    .await?;
+                cx.ledger.intend_step(s).await?;
                 let (before, after, result) = match disable(cx, p.target).await {
                     Ok(fix) => (
                         json!({"sshd": fix.before}),
