@@ -187,7 +187,14 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
 async fn print_report(report: &Report, format: Format, client: &Client) -> Result<()> {
     // JSON and SARIF escape control characters as JSON requires; the table escapes them.
     let text = match format {
-        Format::Html => shared::report::html::to_html_by_vpc(client, report, &[]).await?,
+        Format::Html => {
+            // The trend, when there is a state store with history.
+            let trend = match Store::from_env() {
+                Ok(store) => shared::history::trend(&store).await,
+                Err(_) => Vec::new(),
+            };
+            shared::report::html::to_html_by_vpc(client, report, &trend).await?
+        }
         Format::Json => serde_json::to_string_pretty(report)?,
         Format::Sarif => serde_json::to_string_pretty(&to_sarif(report))?,
         Format::Table => to_table(report, terminal_width()),

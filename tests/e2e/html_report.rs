@@ -204,3 +204,43 @@ async fn a_scoped_page_reads_only_its_droplets() {
     // The audit's own lists (regular and GPU Droplets) and nothing more.
     assert_eq!(log.iter().filter(|r| r.path == "/v2/droplets").count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trend_draws_the_state_stores_history() {
+    let sim = start(sim::fleet::demo()).await;
+    let env = crate::remediation::Env::new(sim::FLEET_POLICY);
+    env.run(&sim, &["audit", "--format", "json"]).await;
+    let page = env.run(&sim, &["audit", "--format", "html"]).await;
+    assert!(
+        !page.stdout.contains("id=\"no-history\""),
+        "earlier runs are in the store"
+    );
+    assert!(
+        page.stdout.contains("id=\"trend-open\""),
+        "the open findings chart"
+    );
+    assert!(
+        page.stdout.contains("id=\"trend-flow\""),
+        "the new and resolved chart"
+    );
+    // Without a usable state store there is no history to draw.
+    let file = tempfile::NamedTempFile::new().expect("file");
+    let path = file.path().to_str().expect("utf-8");
+    let policy = crate::helpers::policy_file(sim::FLEET_POLICY);
+    let args = [
+        "audit",
+        "--format",
+        "html",
+        "--policy",
+        policy.path().to_str().expect("utf-8"),
+    ];
+    let none = cli_env(
+        &sim.url(),
+        &sim.token,
+        &args,
+        &[("DROPLETGUARD_STATE_DIR", path)],
+    )
+    .await;
+    assert!(none.stdout.contains("id=\"no-history\""), "{}", none.stderr);
+    sim.shutdown().await;
+}

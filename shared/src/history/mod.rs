@@ -134,6 +134,39 @@ pub async fn run_summaries(store: &Store) -> Result<Vec<RunSummary>, StoreError>
     Ok(store.get_json(RUNS_KEY).await?.unwrap_or_default())
 }
 
+/// How many past runs the HTML report's trend shows.
+pub const TREND_RUNS: usize = 60;
+
+/// The recent runs as the HTML report's trend, oldest first (at most [`TREND_RUNS`]): open
+/// `fail` findings by severity, new and resolved per run. A store that cannot be read gives no
+/// trend (logged), never a failed report.
+pub async fn trend(store: &Store) -> Vec<crate::report::RunPoint> {
+    let runs = match run_summaries(store).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "no trend: the run summaries could not be read");
+            return Vec::new();
+        }
+    };
+    let skip = runs.len().saturating_sub(TREND_RUNS);
+    runs.into_iter().skip(skip).map(|r| point(&r)).collect()
+}
+
+fn point(r: &RunSummary) -> crate::report::RunPoint {
+    let n = |v: usize| v as u64;
+    crate::report::RunPoint {
+        at: r.at.clone(),
+        open: crate::report::html::SeverityCounts {
+            critical: n(r.fail.critical),
+            high: n(r.fail.high),
+            medium: n(r.fail.medium),
+            low: n(r.fail.low),
+        },
+        new: n(r.new),
+        resolved: n(r.resolved),
+    }
+}
+
 /// A run's view of the history: the index as it was when the run started, and the run's clock.
 #[derive(Debug, Clone)]
 pub struct Tracker {

@@ -34,7 +34,8 @@ pub async fn publish_html(
     report: &Report,
     whole_account: bool,
 ) -> Result<Option<String>, ServiceError> {
-    let html = to_html_by_vpc(&deps.client, report, &[]).await?;
+    let trend = crate::history::trend(&deps.store).await;
+    let html = to_html_by_vpc(&deps.client, report, &trend).await?;
     let key = dated_key(report);
     store_page(&deps.store, &key, &html).await?;
     if whole_account {
