@@ -47,7 +47,10 @@ pub async fn cli(sim: &Sim, args: &[&str]) -> Run {
 }
 
 pub async fn cli_env(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    // Every run gets a state store of its own unless the test names one: never the user's.
+    let own_state = tempfile::tempdir().expect("state dir");
     let mut cmd = tokio::process::Command::new(BIN);
+    cmd.env("DROPLETGUARD_STATE_DIR", own_state.path());
     cmd.args(args)
         .env_remove("DROPLETGUARD_POLICY")
         .env_remove("DIGITALOCEAN_ACCESS_TOKEN")

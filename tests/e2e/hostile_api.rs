@@ -593,16 +593,26 @@ async fn policy_must_be_a_small_regular_file() {
     sim.shutdown().await;
 }
 
+/// The base account with the firewall list answered from a case file, audited as JSON
+/// (exit 1: the base account has findings).
+async fn audit_with_firewalls(file: &str) -> (Sim, Value) {
+    let sim = base_account().await;
+    let q = [("per_page", Some("200")), ("page", Some("1"))];
+    inject(
+        &sim,
+        vec![answer("/v2/firewalls", &q, 200, case_text(file))],
+        &[],
+    );
+    let run = audit(&sim, "json", &[]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    (sim, report)
+}
+
 /// Case 06: the only firewall covering Droplet 7070 has `"status": "weird"`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case06_unknown_firewall_status_is_unknown_never_applied() {
-    let sim = base_account().await;
-    let body = case_text("06-firewall-status-unknown/firewalls.json");
-    let q = [("per_page", Some("200")), ("page", Some("1"))];
-    inject(&sim, vec![answer("/v2/firewalls", &q, 200, body)], &[]);
-    let run = audit(&sim, "json", &[]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let r = run.json();
+    let (sim, r) = audit_with_firewalls("06-firewall-status-unknown/firewalls.json").await;
     let f = r["findings"]
         .as_array()
         .expect("findings")
@@ -632,13 +642,7 @@ async fn case06_unknown_firewall_status_is_unknown_never_applied() {
 /// Case 08: firewall `partners` (at the 5-tag limit) is listed twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case08_a_firewall_listed_twice_gives_one_finding() {
-    let sim = base_account().await;
-    let body = case_text("08-firewall-listed-twice/firewalls.json");
-    let q = [("per_page", Some("200")), ("page", Some("1"))];
-    inject(&sim, vec![answer("/v2/firewalls", &q, 200, body)], &[]);
-    let run = audit(&sim, "json", &[]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let r = run.json();
+    let (sim, r) = audit_with_firewalls("08-firewall-listed-twice/firewalls.json").await;
     let limits: Vec<&Value> = r["findings"]
         .as_array()
         .expect("findings")

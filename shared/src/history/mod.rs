@@ -134,6 +134,20 @@ pub async fn run_summaries(store: &Store) -> Result<Vec<RunSummary>, StoreError>
     Ok(store.get_json(RUNS_KEY).await?.unwrap_or_default())
 }
 
+/// The longest resource name the index keeps, in characters. Names come from the API (a
+/// Droplet's name is a hostname, at most 255 characters); a longer one is cut, so that a
+/// hostile name cannot bloat the index every later run reads.
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// The resource as the index keeps it: its name cut to [`MAX_NAME_CHARS`].
+fn bounded(r: &crate::report::Resource) -> crate::report::Resource {
+    let mut r = r.clone();
+    if let Some((at, _)) = r.name.char_indices().nth(MAX_NAME_CHARS) {
+        r.name.truncate(at);
+    }
+    r
+}
+
 /// How many past runs the HTML report's trend shows.
 pub const TREND_RUNS: usize = 60;
 
@@ -260,7 +274,7 @@ impl Tracker {
                     }
                     Episode {
                         rule: f.rule.clone(),
-                        resource: f.resource.clone(),
+                        resource: bounded(&f.resource),
                         severity: f.severity,
                         status: f.status,
                         first_seen: now.clone(),
@@ -271,7 +285,7 @@ impl Tracker {
             e.last_seen = now.clone();
             e.status = f.status;
             e.severity = f.severity;
-            e.resource.name = f.resource.name.clone();
+            e.resource.name = bounded(&f.resource).name;
         }
         (new, new_critical)
     }
@@ -451,5 +465,22 @@ mod tests {
         );
         let none = time_to_resolve(&FindingsIndex::default(), since);
         assert_eq!((none.resolved, none.median_seconds), (0, None));
+    }
+}
+
+#[cfg(test)]
+mod bounded_names {
+    use super::*;
+
+    #[test]
+    fn a_hostile_name_is_cut_in_the_index() {
+        let r = crate::report::Resource {
+            kind: crate::report::ResourceType::Droplet,
+            id: "1".into(),
+            name: "é".repeat(7 * 1024 * 1024),
+        };
+        let kept = bounded(&r);
+        assert_eq!(kept.name.chars().count(), MAX_NAME_CHARS);
+        assert_eq!(bounded(&kept), kept, "a short name is kept whole");
     }
 }

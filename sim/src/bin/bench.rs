@@ -65,7 +65,11 @@ struct Measured {
 /// Peak RSS (KB), exit status and output of one `dropletguard audit` process, whatever its
 /// outcome.
 async fn audit_rss(bin: &Path, sim: &Sim, policy: &Path) -> Res<Measured> {
+    // A fresh state store each time: the measure is the audit's (and its history's) own, never
+    // what other runs left in the user's store.
+    let state = std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple()));
     let out = tokio::process::Command::new("/usr/bin/time")
+        .env("DROPLETGUARD_STATE_DIR", &state)
         .arg("-f")
         .arg("DG_MAXRSS_KB=%M")
         .arg(bin)
@@ -76,6 +80,7 @@ async fn audit_rss(bin: &Path, sim: &Sim, policy: &Path) -> Res<Measured> {
         .stdin(Stdio::null())
         .output()
         .await?;
+    let _ = std::fs::remove_dir_all(&state);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let rss_kb = stderr
         .lines()
