@@ -66,7 +66,7 @@ pub async fn run() -> Result<ExitCode> {
     );
 
     println!("== 1. audit ==");
-    let before = shared::audit::audit(&client, &policy, &Scope::all(), "cli", &ssh).await?;
+    let before = shared::audit::audit(&client, &policy, None, &Scope::all(), "cli", &ssh).await?;
     println!("{}\n", to_table(&before, width).trim_end());
 
     println!("== 2. remediate ==");
@@ -95,7 +95,7 @@ pub async fn run() -> Result<ExitCode> {
     );
 
     println!("== 3. audit again ==");
-    let after = shared::audit::audit(&client, &policy, &Scope::all(), "cli", &ssh).await?;
+    let after = shared::audit::audit(&client, &policy, None, &Scope::all(), "cli", &ssh).await?;
     println!("{}\n", to_table(&after, width).trim_end());
 
     println!(

@@ -203,10 +203,13 @@ async fn print_report(report: &Report, format: Format, client: &Client) -> Resul
     Ok(())
 }
 
-/// 1 when a finding is `fail` or `unknown`, or the run could not read the whole account
-/// (never 0 for an incomplete run); else 0.
+/// 2 when the run stopped early to keep the incident-response reserve (it could not
+/// complete); 1 when a finding is `fail` or `unknown`, or the run could not read the whole
+/// account (never 0 for an incomplete run); else 0.
 fn exit_status(report: &Report) -> ExitCode {
-    if report.has_findings() || !report.run.complete {
+    if report.run.stopped_early {
+        ExitCode::from(2)
+    } else if report.has_findings() || !report.run.complete {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -224,10 +227,11 @@ async fn audit(
     no_ssh: bool,
 ) -> Result<ExitCode> {
     let policy = load_policy(policy.as_ref())?;
-    let client = Client::from_env()?;
+    let client = Client::from_env()?.keeping_reserve(policy.api.reserve_percent);
     let scope = Scope {
         droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
         no_ssh,
+        ..Scope::default()
     };
     let ssh = SshAccess::from_env()?;
     let report = match Store::from_env() {
@@ -236,7 +240,7 @@ async fn audit(
         }
         Err(e) => {
             tracing::warn!(error = %e, "no state store: findings history not kept");
-            shared::audit::audit(&client, &policy, &scope, "cli", &ssh).await?
+            shared::audit::audit(&client, &policy, None, &scope, "cli", &ssh).await?
         }
     };
     print_report(&report, format, &client).await?;
@@ -251,11 +255,12 @@ async fn remediate(
     no_ssh: bool,
 ) -> Result<ExitCode> {
     let policy = load_policy(policy.as_ref())?;
-    let client = Client::from_env()?;
+    let client = Client::from_env()?.keeping_reserve(policy.api.reserve_percent);
     let store = Store::from_env()?;
     let scope = Scope {
         droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
         no_ssh,
+        ..Scope::default()
     };
     let ssh = SshAccess::from_env()?;
     let opts = RemediateOptions {
@@ -292,7 +297,8 @@ async fn findings(policy: Option<PathBuf>, window: &str, format: Format) -> Resu
 
 async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Result<ExitCode> {
     let policy = load_policy(policy.as_ref())?;
-    let client = Client::from_env()?;
+    // Incident response: it may spend the requests the other runs keep for it.
+    let client = Client::from_env()?.spending_reserve();
     let store = Store::from_env()?;
     let run = uuid::Uuid::new_v4().to_string();
     let out =
@@ -321,7 +327,7 @@ async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Re
 
 async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
     let policy = load_policy(policy.as_ref())?;
-    let client = Client::from_env()?;
+    let client = Client::from_env()?.spending_reserve();
     let store = Store::from_env()?;
     let run = uuid::Uuid::new_v4().to_string();
     let out = shared::remediate::restore(&client, &policy, &store, droplet, "cli", &run).await?;

@@ -47,6 +47,25 @@ impl Run {
         }
     }
 
+    /// The run's record over what `snapshot` read: incomplete by its reasons, and naming the
+    /// full read a re-check built on.
+    pub fn finish_over(&self, client: &Client, snapshot: &Snapshot) -> RunInfo {
+        let mut info = self.finish(client, snapshot.incomplete_reasons());
+        info.built_on_full_read = snapshot
+            .full_read_at()
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        info
+    }
+
+    /// The record of a run that stopped before reading the account, to keep the requests
+    /// held for incident response (`e` is the [`ApiError::Reserve`] that stopped it).
+    pub fn stopped(&self, client: &Client, e: &ApiError) -> Report {
+        tracing::warn!(error = %e, "the run stopped early to keep the incident-response reserve");
+        let mut info = self.finish(client, vec![e.to_string()]);
+        info.stopped_early = true;
+        Report::new(info, &[], Vec::new(), Vec::new())
+    }
+
     /// The run's record. It is complete when `incomplete` (why not) is empty.
     pub fn finish(&self, client: &Client, incomplete: Vec<String>) -> RunInfo {
         RunInfo {
@@ -59,6 +78,8 @@ impl Run {
             incomplete,
             cap_reached: false,
             dry_run: false,
+            built_on_full_read: None,
+            stopped_early: false,
         }
     }
 }
@@ -84,17 +105,24 @@ pub fn check_scope(snapshot: &Snapshot, scope: &Scope) -> Result<Vec<u64>, Audit
         .collect())
 }
 
-/// A full audit: reads the account, probes the Droplets over SSH (unless `--no-ssh` or
-/// `ssh.probe = false`), evaluates the policy over the Droplets in scope.
+/// An audit: reads the account ([`crate::snapshot::read`]: a re-check with a `store` builds
+/// on its cached full read), probes the Droplets over SSH (unless `--no-ssh` or
+/// `ssh.probe = false`), evaluates the policy over the Droplets in scope. A run the
+/// incident-response reserve stops is a report with `complete: false` and `stopped_early`.
 pub async fn audit(
     client: &Client,
     policy: &Policy,
+    store: Option<&Store>,
     scope: &Scope,
     trigger: &str,
     ssh: &SshAccess,
 ) -> Result<Report, AuditError> {
     let run = Run::start(trigger, client);
-    let mut snapshot = Snapshot::fetch(client).await?;
+    let mut snapshot = match crate::snapshot::read(client, store, policy, scope).await {
+        Ok(s) => s,
+        Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
+        Err(e) => return Err(e.into()),
+    };
     let ids = check_scope(&snapshot, scope)?;
     observe(&mut snapshot, policy, scope, ssh).await;
     let mut findings = evaluate(&snapshot, policy, scope);
@@ -107,7 +135,7 @@ pub async fn audit(
         "audit evaluated"
     );
     let mut report = Report::new(
-        run.finish(client, snapshot.incomplete_reasons()),
+        run.finish_over(client, &snapshot),
         &ids,
         findings,
         Vec::new(),
@@ -128,7 +156,10 @@ pub async fn audit_recorded(
     ssh: &SshAccess,
 ) -> Result<Report, AuditError> {
     let tracker = Tracker::load(store, Utc::now()).await;
-    let mut report = audit(client, policy, scope, trigger, ssh).await?;
+    let mut report = audit(client, policy, Some(store), scope, trigger, ssh).await?;
+    if report.run.stopped_early {
+        return Ok(report);
+    }
     let recorded = match tracker {
         Ok(t) => t
             .commit(

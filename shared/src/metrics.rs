@@ -126,6 +126,8 @@ pub fn emf_for_output(
             cap_reached: false,
             dry_run: false,
             incomplete: Vec::new(),
+            built_on_full_read: None,
+            stopped_early: false,
         };
         Report::new(run, &[], Vec::new(), Vec::new())
     });

@@ -139,12 +139,19 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t == app.token.as_str());
 
-    let (faults, n) = {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (faults, n, remaining) = {
         let mut st = app.lock();
-        if !is_control {
+        let remaining = if is_control {
+            RATE_LIMIT
+        } else {
             st.api_requests += 1;
-        }
-        (st.faults.clone(), st.api_requests)
+            spend_hourly(&mut st, now)
+        };
+        (st.faults.clone(), st.api_requests, remaining)
     };
     if !is_control && faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -182,16 +189,8 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
             _ => resp,
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let h = resp.headers_mut();
-    let remaining = if resp_is_429(h) {
-        0
-    } else {
-        RATE_LIMIT.saturating_sub(n % RATE_LIMIT)
-    };
+    let remaining = if resp_is_429(h) { 0 } else { remaining };
     for (k, v) in [
         ("ratelimit-limit", RATE_LIMIT),
         ("ratelimit-remaining", remaining),
@@ -212,6 +211,20 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
         });
     }
     resp
+}
+
+/// Counts one API request against the hour's budget; the `ratelimit-remaining` to report.
+fn spend_hourly(st: &mut crate::state::State, now: u64) -> u64 {
+    if let Some(r) = st.faults.ratelimit_remaining {
+        st.faults.ratelimit_remaining = Some(r.saturating_sub(1));
+        return r;
+    }
+    let hour = now - now % 3600;
+    if st.hour.0 != hour {
+        st.hour = (hour, 0);
+    }
+    st.hour.1 += 1;
+    RATE_LIMIT.saturating_sub(st.hour.1)
 }
 
 fn resp_is_429(h: &HeaderMap) -> bool {

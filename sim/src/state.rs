@@ -127,6 +127,11 @@ pub struct Faults {
     pub overrides: Vec<Override>,
     /// `meta.total` rewritten in every normal `GET` answer of these paths (path → total).
     pub meta_total: BTreeMap<String, u64>,
+    /// The `ratelimit-remaining` the next API answer reports, one less for each answer after
+    /// it (as for a token that spent the rest of its hour elsewhere). Unset: the hourly limit
+    /// minus the API requests answered since the top of the hour.
+    #[serde(default)]
+    pub ratelimit_remaining: Option<u64>,
 }
 
 /// One request the simulator answered.
@@ -164,6 +169,9 @@ pub struct State {
     pub faults: Faults,
     /// API requests seen (for fault schedules).
     pub api_requests: u64,
+    /// The clock hour (Unix seconds at its start) and the API requests answered in it, for
+    /// the `ratelimit-remaining` header.
+    pub hour: (u64, u64),
     pub next_id: u64,
 }
 

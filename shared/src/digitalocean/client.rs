@@ -193,6 +193,55 @@ impl RequestCounter {
     }
 }
 
+/// What the API's rate-limit headers said last, shared by a client and its clones. `u64::MAX`:
+/// not seen yet.
+#[derive(Debug)]
+struct RateState {
+    limit: AtomicU64,
+    remaining: AtomicU64,
+    /// Unix seconds when the hourly budget resets (`ratelimit-reset`).
+    reset: AtomicU64,
+}
+
+impl Default for RateState {
+    fn default() -> Self {
+        RateState {
+            limit: AtomicU64::new(u64::MAX),
+            remaining: AtomicU64::new(u64::MAX),
+            reset: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The token's request budget as the API last told it (`ratelimit-*` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per hour (`ratelimit-limit`; DigitalOcean: 5,000).
+    pub limit: u64,
+    /// Requests left this hour (`ratelimit-remaining`).
+    pub remaining: u64,
+    /// Unix seconds when the budget resets (`ratelimit-reset`).
+    pub reset: u64,
+}
+
+/// Who may spend the incident-response reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserve {
+    /// Percent of `ratelimit-limit` kept for incident response.
+    pub percent: u8,
+    /// This client is incident response's: it may spend the reserve.
+    pub may_spend: bool,
+}
+
+impl Default for Reserve {
+    fn default() -> Self {
+        Reserve {
+            percent: 20,
+            may_spend: false,
+        }
+    }
+}
+
 /// The DigitalOcean API client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -200,6 +249,8 @@ pub struct Client {
     cfg: Arc<ClientConfig>,
     base: Url,
     requests: RequestCounter,
+    rate: Arc<RateState>,
+    reserve: Reserve,
 }
 
 /// One page of a list answer: its collection (under the list's key, which must be a JSON
@@ -332,6 +383,13 @@ fn random_fraction() -> f64 {
     (h.finish() % 10_000) as f64 / 10_000.0
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -375,6 +433,77 @@ impl Client {
             cfg: Arc::new(cfg),
             base,
             requests: RequestCounter::default(),
+            rate: Arc::default(),
+            reserve: Reserve::default(),
+        })
+    }
+
+    /// This client (sharing its counters and what the API said of the budget) keeping
+    /// `percent` of the hourly limit for incident response: a request it would send while
+    /// `ratelimit-remaining` is at or below that fails with [`ApiError::Reserve`], unsent.
+    pub fn keeping_reserve(&self, percent: u8) -> Client {
+        Client {
+            reserve: Reserve {
+                percent,
+                may_spend: false,
+            },
+            ..self.clone()
+        }
+    }
+
+    /// This client, for incident response: it may spend the reserve.
+    pub fn spending_reserve(&self) -> Client {
+        Client {
+            reserve: Reserve {
+                may_spend: true,
+                ..self.reserve
+            },
+            ..self.clone()
+        }
+    }
+
+    /// The budget as the last answer's `ratelimit-*` headers gave it (`None` before any).
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        let remaining = self.rate.remaining.load(Ordering::Relaxed);
+        let limit = self.rate.limit.load(Ordering::Relaxed);
+        (remaining != u64::MAX && limit != u64::MAX).then(|| RateLimit {
+            limit,
+            remaining,
+            reset: self.rate.reset.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Remembers an answer's `ratelimit-*` headers.
+    fn observe_rate(&self, headers: &HeaderMap) {
+        if let Some(r) = header_u64(headers, "ratelimit-remaining") {
+            self.rate.remaining.store(r, Ordering::Relaxed);
+        }
+        if let Some(l) = header_u64(headers, "ratelimit-limit") {
+            self.rate.limit.store(l, Ordering::Relaxed);
+        }
+        if let Some(t) = header_u64(headers, "ratelimit-reset") {
+            self.rate.reset.store(t, Ordering::Relaxed);
+        }
+    }
+
+    /// [`ApiError::Reserve`] when this client keeps the reserve and the last known budget is
+    /// at or below it (a budget whose reset time has passed is not held against a request).
+    fn check_reserve(&self, req: Req<'_>) -> Result<(), ApiError> {
+        let Some(rate) = self.rate_limit().filter(|_| !self.reserve.may_spend) else {
+            return Ok(());
+        };
+        let reserve = rate.limit.saturating_mul(u64::from(self.reserve.percent)) / 100;
+        let now = unix_now();
+        if rate.remaining > reserve || reserve == 0 || rate.reset <= now {
+            return Ok(());
+        }
+        Err(ApiError::Reserve {
+            method: req.method.to_string(),
+            path: req.path.to_string(),
+            remaining: rate.remaining,
+            limit: rate.limit,
+            reserve,
+            reset_in_secs: rate.reset.saturating_sub(now),
         })
     }
 
@@ -414,10 +543,7 @@ impl Client {
             }
             if status == Some(StatusCode::TOO_MANY_REQUESTS) {
                 if let Some(reset) = header_u64(h, "ratelimit-reset") {
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
+                    let now = unix_now();
                     if reset > now {
                         return Duration::from_secs(reset - now);
                     }
@@ -448,6 +574,7 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.check_reserve(req)?;
             let (err, wait) = match self.attempt(req, &url, body.as_deref(), attempt).await {
                 Outcome::Done(status, bytes) => return Ok((status, bytes)),
                 Outcome::Fail(err) => return Err(err),
@@ -501,6 +628,7 @@ impl Client {
             return Outcome::Fail(req.redirect(status, resp.url(), resp.headers()));
         }
         let headers = resp.headers().clone();
+        self.observe_rate(&headers);
         let bytes = self.read_body(req, resp).await;
         if status.is_success() {
             return match bytes {

@@ -73,6 +73,18 @@ pub enum ApiError {
     /// The items read do not add up to the list's `meta.total`.
     #[error("{0}")]
     Incomplete(String),
+    /// Sending the request would spend the requests kept for incident response: the API's
+    /// `ratelimit-remaining` is at or below the reserve (`[api] reserve_percent` of
+    /// `ratelimit-limit`). Nothing was sent.
+    #[error("{method} {path}: not sent: {remaining} of the token's {limit} requests this hour are left (ratelimit-remaining), and {reserve} are kept for incident response ([api] reserve_percent); the budget resets in {reset_in_secs}s")]
+    Reserve {
+        method: String,
+        path: String,
+        remaining: u64,
+        limit: u64,
+        reserve: u64,
+        reset_in_secs: u64,
+    },
     /// The client was configured wrongly.
     #[error("configuration: {0}")]
     Config(String),
@@ -86,6 +98,11 @@ impl ApiError {
             ApiError::RateLimited { .. } => Some(429),
             _ => None,
         }
+    }
+
+    /// Whether the request was held back to keep the incident-response reserve.
+    pub fn is_reserve(&self) -> bool {
+        matches!(self, ApiError::Reserve { .. })
     }
 
     pub fn is_not_found(&self) -> bool {

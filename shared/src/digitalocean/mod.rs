@@ -5,8 +5,8 @@ mod error;
 mod models;
 
 pub use client::{
-    Client, ClientConfig, Listed, RequestCounter, Token, DEFAULT_API_URL, MAX_BODY_BYTES,
-    MAX_LIST_ITEMS,
+    Client, ClientConfig, Listed, RateLimit, RequestCounter, Reserve, Token, DEFAULT_API_URL,
+    MAX_BODY_BYTES, MAX_LIST_ITEMS,
 };
 pub use error::ApiError;
 pub use models::*;

@@ -36,6 +36,8 @@ pub struct Policy {
     pub vpc: VpcPolicy,
     pub services: ServicesPolicy,
     pub remediation: RemediationPolicy,
+    /// `[api]`: the request budget and how old a re-check's cached account view may be.
+    pub api: ApiPolicy,
     /// Per-rule overrides, keyed by rule id.
     pub rules: BTreeMap<String, RuleOverride>,
     /// `[[exemptions]]`: accepted risks, each with a reason, an owner and an expiry.
@@ -153,6 +155,30 @@ impl Default for RemediationPolicy {
             quarantine_name: "dropletguard-quarantine".into(),
             quarantine_tag: "dropletguard-quarantine".into(),
             grace: PolicyDuration::default(),
+        }
+    }
+}
+
+/// `[api]`: how runs share the token's request budget (DigitalOcean: 5,000 requests an hour and
+/// 250 a minute per token, `../shared/do-api/README.md`), and how old the cached account view
+/// that event re-checks build on may be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiPolicy {
+    /// Percent of the hourly request limit (`ratelimit-limit`) that scheduled runs, the poller,
+    /// webhooks and the CLI's audit and remediation leave for incident response [20]. A run
+    /// that would go below it stops early, `complete: false`.
+    pub reserve_percent: u8,
+    /// How old the last full read (the state store's `cache/snapshot.json`) may be for a
+    /// re-check to build on it; past it, the re-check reads the whole account ["1h"].
+    pub snapshot_max_age: PolicyDuration,
+}
+
+impl Default for ApiPolicy {
+    fn default() -> Self {
+        ApiPolicy {
+            reserve_percent: 20,
+            snapshot_max_age: PolicyDuration(std::time::Duration::from_secs(3600)),
         }
     }
 }
@@ -308,6 +334,13 @@ impl Policy {
             if !valid_tag(value) {
                 return Err((key, format!("{value:?} is not a valid DigitalOcean tag (letters, digits, '-', '_', ':'; at most 255)")));
             }
+        }
+        if self.api.reserve_percent > 90 {
+            let v = self.api.reserve_percent;
+            return Err((
+                "api.reserve_percent",
+                format!("{v} leaves no requests for scheduled runs; use 0 to 90"),
+            ));
         }
         if !self.ssh.sshd_config.starts_with('/') {
             let v = &self.ssh.sshd_config;

@@ -59,19 +59,33 @@ impl Ensured {
     }
 }
 
+/// What the caller knows of the firewall [`ensure_firewall`] looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Known {
+    /// Nothing: list the firewalls to find it.
+    Nothing,
+    /// The run's read of the account found none of that name: create it at once (a firewall
+    /// of that name made since is found by the converging re-read, and the older one kept).
+    Absent,
+}
+
 /// Finds or creates the firewall `request.name`, makes sure it carries `request.tags`, and
 /// removes duplicates left by concurrent runs (the oldest is kept). Idempotent by re-reading:
 /// a create that answered 5xx but committed is found on the re-read, not created twice.
 pub(crate) async fn ensure_firewall(
     client: &Client,
     request: &FirewallRequest,
+    known: Known,
 ) -> Result<Ensured, ApiError> {
     for t in &request.tags {
         client.create_tag(t).await?;
     }
-    let fws = client.list_firewalls().await?;
-    let (fw, created) = match find_named(&fws, &request.name) {
-        Some(fw) => (fw.clone(), None),
+    let found = match known {
+        Known::Nothing => find_named(&client.list_firewalls().await?, &request.name).cloned(),
+        Known::Absent => None,
+    };
+    let (fw, created) = match found {
+        Some(fw) => (fw, None),
         None => {
             let fw = create_once(client, request).await?;
             let id = fw.id.clone();

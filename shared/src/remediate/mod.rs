@@ -72,7 +72,12 @@ pub async fn remediate(
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
     let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
-    let mut snapshot = Snapshot::fetch(client).await?;
+    let mut snapshot = match crate::snapshot::read(client, Some(store), policy, &opts.scope).await
+    {
+        Ok(s) => s,
+        Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
+        Err(e) => return Err(e.into()),
+    };
     let ids = check_scope(&snapshot, &opts.scope)?;
     observe(&mut snapshot, policy, &opts.scope, opts.ssh).await;
     let mut findings = evaluate(&snapshot, policy, &opts.scope);
@@ -88,7 +93,7 @@ pub async fn remediate(
     );
     if opts.dry_run {
         annotate(&plan, &kept, &mut findings, None);
-        let mut info = run.finish(client, snapshot.incomplete_reasons());
+        let mut info = run.finish_over(client, &snapshot);
         info.dry_run = true;
         info.cap_reached = plan.cap_reached;
         let mut report = Report::new(info, &ids, findings, Vec::new());
@@ -111,10 +116,10 @@ pub async fn remediate(
     let (snapshot, mut findings) = if changes.is_empty() {
         (snapshot, findings)
     } else {
-        reread(client, policy, &opts, &tracker).await?
+        reread(client, store, policy, &opts, &tracker).await?
     };
     annotate(&plan, &kept, &mut findings, Some(&changes));
-    let mut info = run.finish(client, snapshot.incomplete_reasons());
+    let mut info = run.finish_over(client, &snapshot);
     info.cap_reached = plan.cap_reached;
     let mut report = Report::new(info, &ids, findings, changes);
     let coverage = Coverage::of(&opts.scope, policy);
@@ -125,14 +130,19 @@ pub async fn remediate(
     Ok(report)
 }
 
-/// The account as it is after the changes, evaluated.
+/// The account as it is after the changes, evaluated (a re-check reads its Droplets again).
 async fn reread(
     client: &Client,
+    store: &Store,
     policy: &Policy,
     opts: &RemediateOptions<'_>,
     tracker: &Tracker,
 ) -> Result<(Snapshot, Vec<Finding>), RemediateError> {
-    let mut s = Snapshot::fetch(client).await?;
+    let scope = Scope {
+        fresh: Vec::new(),
+        ..opts.scope.clone()
+    };
+    let mut s = crate::snapshot::read(client, Some(store), policy, &scope).await?;
     observe(&mut s, policy, &opts.scope, opts.ssh).await;
     let mut f = evaluate(&s, policy, &opts.scope);
     tracker.prepare(&mut f, &s.droplets, policy);

@@ -136,6 +136,15 @@ pub struct RunInfo {
     /// `true` for `remediate --dry-run`: nothing was written.
     #[serde(default)]
     pub dry_run: bool,
+    /// A re-check that read only what it touched: when the full read it built on was taken
+    /// (RFC 3339; the state store's `cache/snapshot.json`). Absent when the run read the whole
+    /// account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_on_full_read: Option<String>,
+    /// The run stopped before it checked what it set out to, to keep the API requests held
+    /// for incident response (`[api] reserve_percent`); `incomplete` says so. Absent: `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -111,6 +111,7 @@ fn snap(droplets: Vec<Droplet>, firewalls: Vec<Firewall>) -> Snapshot {
         ssh_keys: Ok(vec![key()]),
         ssh: Default::default(),
         incomplete: Vec::new(),
+        read: Default::default(),
     }
 }
 

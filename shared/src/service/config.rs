@@ -127,10 +127,11 @@ impl Deps {
             None => SshAccess::from_env(),
         }
         .map_err(|e| ServiceError::Config(format!("SSH management key: {e}")))?;
+        let policy = policy_from_env()?;
         Ok(Deps {
-            client,
+            client: client.keeping_reserve(policy.api.reserve_percent),
             store: Store::from_env()?,
-            policy: policy_from_env()?,
+            policy,
             webhook_secrets,
             notifier: env("DROPLETGUARD_SLACK_WEBHOOK_URL")
                 .map(|u| Notifier::new(&u))

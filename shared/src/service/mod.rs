@@ -17,7 +17,7 @@ pub use notify::Notifier;
 pub use publish::{dated_key, publish_html, LATEST_KEY, LINK_VALIDITY};
 
 use crate::audit::{now_rfc3339, AuditError, Run};
-use crate::digitalocean::{ApiError, Client};
+use crate::digitalocean::{ApiError, Client, Droplet};
 use crate::evaluate::Scope;
 use crate::policy::{Policy, PolicyError};
 use crate::remediate::{self, RemediateError, RemediateOptions};
@@ -82,10 +82,11 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Deps from parts (tests, and the CLI): no webhook secrets, notifier or SSH key.
+    /// Deps from parts (tests, and the CLI): no webhook secrets, notifier or SSH key. The
+    /// client keeps the policy's incident-response reserve (`[api] reserve_percent`).
     pub fn new(client: Client, store: Store, policy: Policy) -> Self {
         Deps {
-            client,
+            client: client.keeping_reserve(policy.api.reserve_percent),
             store,
             policy,
             webhook_secrets: Vec::new(),
@@ -186,11 +187,16 @@ pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, Service
     Ok(report)
 }
 
-/// Audit and remediate only `ids` (those still in the account).
-async fn recheck(deps: &Deps, ids: BTreeSet<u64>, trigger: &str) -> Result<Report, ServiceError> {
+/// Audit and remediate only `droplets`, as just read from the API.
+async fn recheck(
+    deps: &Deps,
+    droplets: Vec<Droplet>,
+    trigger: &str,
+) -> Result<Report, ServiceError> {
     let scope = Scope {
-        droplet_ids: Some(ids),
+        droplet_ids: Some(droplets.iter().map(|d| d.id).collect()),
         no_ssh: false,
+        fresh: droplets,
     };
     let opts = RemediateOptions {
         scope: scope.clone(),
@@ -213,51 +219,66 @@ fn empty_report(run: &Run, client: &Client) -> Report {
 /// The Droplets carrying any of `tags`, GPU Droplets included. The API's `tag_name` filter
 /// never returns GPU Droplets and cannot be combined with `type=gpus` (`do-api`,
 /// `GET /v2/droplets`), so the GPU list is read once and filtered here.
-async fn tagged_droplets(client: &Client, tags: &[String]) -> Result<BTreeSet<u64>, ServiceError> {
-    let mut ids = BTreeSet::new();
+async fn tagged_droplets(client: &Client, tags: &[String]) -> Result<Vec<Droplet>, ServiceError> {
+    let mut out: Vec<Droplet> = Vec::new();
     if tags.is_empty() {
-        return Ok(ids);
+        return Ok(out);
     }
     for t in tags {
-        ids.extend(
-            client
-                .list_droplets_by_tag(t)
-                .await?
-                .into_iter()
-                .map(|d| d.id),
-        );
+        out.extend(client.list_droplets_by_tag(t).await?);
     }
     let gpus = client.list_gpu_droplets().await?;
-    ids.extend(
-        gpus.iter()
-            .filter(|d| tags.iter().any(|t| d.has_tag(t)))
-            .map(|d| d.id),
-    );
-    Ok(ids)
+    out.extend(gpus.into_iter().filter(|d| tags.iter().any(|t| d.has_tag(t))));
+    let mut seen = HashSet::new();
+    out.retain(|d| seen.insert(d.id));
+    Ok(out)
 }
 
-/// The Droplets an event touches, among those that exist.
-pub async fn touched_droplets(
-    client: &Client,
-    event: &Event,
-) -> Result<BTreeSet<u64>, ServiceError> {
-    let ids: BTreeSet<u64> = match event {
+/// The Droplets an event touches: their ids, and those of them the event's reads already
+/// returned (a tag's list), which a re-check need not read again.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub ids: BTreeSet<u64>,
+    pub read: Vec<Droplet>,
+}
+
+impl Touched {
+    fn ids(ids: impl IntoIterator<Item = u64>) -> Self {
+        Touched {
+            ids: ids.into_iter().collect(),
+            read: Vec::new(),
+        }
+    }
+
+    fn read(read: Vec<Droplet>) -> Self {
+        Touched {
+            ids: read.iter().map(|d| d.id).collect(),
+            read,
+        }
+    }
+}
+
+/// The Droplets an event touches.
+pub async fn touched_droplets(client: &Client, event: &Event) -> Result<Touched, ServiceError> {
+    Ok(match event {
         Event::DropletCreated { droplet_id } | Event::DropletUpdated { droplet_id } => {
-            [*droplet_id].into()
+            Touched::ids([*droplet_id])
         }
         Event::FirewallChanged { firewall_id } => match client.get_firewall(firewall_id).await {
             Ok(fw) => {
-                let mut ids = tagged_droplets(client, &fw.tags).await?;
-                ids.extend(fw.droplet_ids.iter().copied());
-                ids
+                let mut t = Touched::read(tagged_droplets(client, &fw.tags).await?);
+                t.ids.extend(fw.droplet_ids.iter().copied());
+                t
             }
-            Err(e) if e.is_not_found() => BTreeSet::new(),
+            Err(e) if e.is_not_found() => Touched::default(),
             Err(e) => return Err(e.into()),
         },
-        Event::TagChanged { tag } => tagged_droplets(client, std::slice::from_ref(tag)).await?,
+        Event::TagChanged { tag } => {
+            Touched::read(tagged_droplets(client, std::slice::from_ref(tag)).await?)
+        }
         Event::VpcChanged { vpc_id } => match client.vpc_members(vpc_id).await {
-            Ok(m) => m.iter().filter_map(|m| m.droplet_id()).collect(),
-            Err(e) if e.is_not_found() => BTreeSet::new(),
+            Ok(m) => Touched::ids(m.iter().filter_map(|m| m.droplet_id())),
+            Err(e) if e.is_not_found() => Touched::default(),
             Err(e) => return Err(e.into()),
         },
         Event::Action {
@@ -265,11 +286,10 @@ pub async fn touched_droplets(
             resource_id,
             ..
         } => match (resource_type.as_deref(), resource_id) {
-            (Some("droplet"), Some(id)) => [*id].into(),
-            _ => BTreeSet::new(),
+            (Some("droplet"), Some(id)) => Touched::ids([*id]),
+            _ => Touched::default(),
         },
-    };
-    Ok(ids)
+    })
 }
 
 /// A reply to an HTTP request.
@@ -313,16 +333,35 @@ pub async fn handle_webhook(
         Err(e) => return reply(500, json!({"error": e.to_string()})),
     }
     match process_event(deps, &event).await {
+        // Held back to keep the incident-response reserve: the sender retries later.
+        Ok(report) if report.run.stopped_early => {
+            release(deps, &key).await;
+            reply(503, json!({"error": report.run.incomplete.join("; "), "retry": true}))
+        }
         Ok(report) => reply(200, serde_json::to_value(&report).unwrap_or(Value::Null)),
         Err(e) => {
-            // Let the sender retry: release the claim.
-            let _ = deps.store.delete(&key).await;
-            if let Ok(mut g) = deps.replay.lock() {
-                *g = ReplayGuard::new();
-            }
+            release(deps, &key).await;
             tracing::error!(error = %e, "webhook processing failed");
-            reply(500, json!({"error": e.to_string()}))
+            let status = if is_reserve(&e) { 503 } else { 500 };
+            reply(status, json!({"error": e.to_string()}))
         }
+    }
+}
+
+/// Releases a delivery's claim so that the sender's retry is processed.
+async fn release(deps: &Deps, key: &str) {
+    let _ = deps.store.delete(key).await;
+    if let Ok(mut g) = deps.replay.lock() {
+        *g = ReplayGuard::new();
+    }
+}
+
+/// Whether a run failed only to keep the incident-response reserve.
+fn is_reserve(e: &ServiceError) -> bool {
+    match e {
+        ServiceError::Api(e) | ServiceError::Remediate(RemediateError::Api(e)) => e.is_reserve(),
+        ServiceError::Remediate(RemediateError::Audit(AuditError::Api(e))) => e.is_reserve(),
+        _ => false,
     }
 }
 
@@ -371,18 +410,14 @@ async fn claim(
 
 /// Re-checks the Droplets an event touched that still exist.
 async fn process_event(deps: &Deps, event: &webhook::Event) -> Result<Report, ServiceError> {
-    let ids = touched_droplets(&deps.client, event).await?;
+    let touched = touched_droplets(&deps.client, event).await?;
     tracing::info!(
         event = event.type_name(),
-        droplets = ids.len(),
+        droplets = touched.ids.len(),
         "webhook event"
     );
     // Only Droplets that still exist (a deleted one has nothing left to check).
-    let existing = if ids.is_empty() {
-        ids
-    } else {
-        existing_droplets(&deps.client, &ids).await?
-    };
+    let existing = existing_droplets(&deps.client, touched).await?;
     if existing.is_empty() {
         let run = Run::start("webhook", &deps.client);
         return Ok(empty_report(&run, &deps.client));
@@ -390,16 +425,14 @@ async fn process_event(deps: &Deps, event: &webhook::Event) -> Result<Report, Se
     recheck(deps, existing, "webhook").await
 }
 
-async fn existing_droplets(
-    client: &Client,
-    ids: &BTreeSet<u64>,
-) -> Result<BTreeSet<u64>, ServiceError> {
-    let mut out = BTreeSet::new();
-    for id in ids {
+/// The touched Droplets that still exist, as the API has them now: those already read, and
+/// the others read one by one (a 404 leaves one out).
+async fn existing_droplets(client: &Client, touched: Touched) -> Result<Vec<Droplet>, ServiceError> {
+    let mut out = touched.read;
+    let have: HashSet<u64> = out.iter().map(|d| d.id).collect();
+    for id in touched.ids.iter().filter(|id| !have.contains(id)) {
         match client.get_droplet(*id).await {
-            Ok(_) => {
-                out.insert(*id);
-            }
+            Ok(d) => out.push(d),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
@@ -438,10 +471,12 @@ async fn incident_report(
 ) -> Result<Report, ServiceError> {
     let scope = Scope {
         droplet_ids: (!ids.is_empty()).then_some(ids),
-        no_ssh: false,
+        ..Scope::default()
     };
+    // Incident response may spend the requests the other runs keep for it.
+    let client = &deps.client.spending_reserve();
     if req.action == IncidentAction::Audit {
-        let (client, policy, store) = (&deps.client, &deps.policy, &deps.store);
+        let (policy, store) = (&deps.policy, &deps.store);
         return Ok(crate::audit::audit_recorded(
             client, policy, store, &scope, "manual", &deps.ssh,
         )
@@ -455,7 +490,7 @@ async fn incident_report(
         now: None,
         ignore_grace: true,
     };
-    let r = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
+    let r = remediate::remediate(client, &deps.policy, &deps.store, opts).await?;
     if !req.dry_run {
         after_run(deps, &r, &scope).await?;
     }
@@ -489,11 +524,12 @@ pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, Servic
                 ));
             }
             let run_id = uuid::Uuid::new_v4().to_string();
+            let client = &deps.client.spending_reserve();
             let mut results = Vec::new();
             for id in ids {
                 let r = if req.action == IncidentAction::Quarantine {
                     remediate::quarantine(
-                        &deps.client,
+                        client,
                         &deps.policy,
                         &deps.store,
                         id,
@@ -504,7 +540,7 @@ pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, Servic
                     .await
                 } else {
                     remediate::restore(
-                        &deps.client,
+                        client,
                         &deps.policy,
                         &deps.store,
                         id,
@@ -599,17 +635,27 @@ pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, Se
     let run = Run::start("schedule", &deps.client);
     let cursor: Option<Cursor> = deps.store.get_json(CURSOR_KEY).await?;
     let last = cursor.as_ref().map(|c| c.last_action_id);
-    let fresh = newer_actions(deps, last, max_pages).await?;
-    let (ids, next) = touched_and_cursor(&fresh, last);
-    let existing = if ids.is_empty() {
-        BTreeSet::new()
-    } else {
-        existing_droplets(&deps.client, &ids).await?
+    let fresh = match newer_actions(deps, last, max_pages).await {
+        Err(ServiceError::Api(e)) if e.is_reserve() => {
+            // The cursor stays: the next poll reads these actions.
+            let report = run.stopped(&deps.client, &e);
+            let cursor = last.unwrap_or(0);
+            return Ok(PollOutcome {
+                actions_seen: 0,
+                droplets: Vec::new(),
+                cursor,
+                report,
+            });
+        }
+        r => r?,
     };
+    let (ids, next) = touched_and_cursor(&fresh, last);
+    let existing = existing_droplets(&deps.client, Touched::ids(ids)).await?;
+    let droplets: Vec<u64> = existing.iter().map(|d| d.id).collect();
     let report = if existing.is_empty() {
         empty_report(&run, &deps.client)
     } else {
-        recheck(deps, existing.clone(), "schedule").await?
+        recheck(deps, existing, "schedule").await?
     };
     // Only after the re-check succeeded: a failed run is retried from the same cursor.
     deps.store
@@ -624,7 +670,7 @@ pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, Se
     let seen: HashSet<u64> = fresh.iter().map(|a| a.id).collect();
     Ok(PollOutcome {
         actions_seen: seen.len(),
-        droplets: existing.into_iter().collect(),
+        droplets,
         cursor: next,
         report,
     })

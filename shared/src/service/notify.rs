@@ -170,6 +170,8 @@ mod tests {
             cap_reached: false,
             dry_run: false,
             incomplete: Vec::new(),
+            built_on_full_read: None,
+            stopped_early: false,
         };
         let mut report = Report::new(run, &[1], Vec::new(), Vec::new());
         report.resolved = serde_json::from_value(serde_json::json!([{

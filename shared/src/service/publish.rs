@@ -66,6 +66,8 @@ mod tests {
             cap_reached: false,
             dry_run: false,
             incomplete: Vec::new(),
+            built_on_full_read: None,
+            stopped_early: false,
         };
         Report::new(run, &[], vec![], vec![])
     }

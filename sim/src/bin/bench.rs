@@ -246,6 +246,7 @@ fn snapshot_of(n: usize) -> Res<shared::Snapshot> {
         ssh_keys: Ok(st.ssh_keys.clone()),
         ssh: Default::default(),
         incomplete: Vec::new(),
+        read: Default::default(),
     })
 }
 

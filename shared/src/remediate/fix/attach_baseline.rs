@@ -12,7 +12,7 @@ use crate::digitalocean::{
 };
 use crate::net::{AddressSet, Cidr};
 use crate::policy::Policy;
-use crate::remediate::apply::ensure_firewall;
+use crate::remediate::apply::{ensure_firewall, Known};
 use crate::remediate::ledger::Entry;
 use crate::remediate::plan::{Planner, Step};
 use crate::remediate::RemediateError;
@@ -315,7 +315,7 @@ async fn create(
     request: &FirewallRequest,
 ) -> Result<(Change, Option<String>), RemediateError> {
     cx.ledger.intend_step(s).await?;
-    let r = ensure_firewall(cx.client, request).await;
+    let r = ensure_firewall(cx.client, request, Known::Absent).await;
     let (id, after, result) = match &r {
         Ok(e) => {
             let fw = &e.kept;

@@ -9,7 +9,7 @@ use crate::digitalocean::{
 };
 use crate::net::{AddressSet, Cidr};
 use crate::policy::{Policy, PortRange};
-use crate::remediate::apply::ensure_firewall;
+use crate::remediate::apply::{ensure_firewall, Known};
 use crate::remediate::RemediateError;
 use crate::rules::firewall::{admitted, parse_all, Rule, MAX_RULES};
 
@@ -125,7 +125,7 @@ pub(super) async fn ensure(
     client: &Client,
     request: &FirewallRequest,
 ) -> Result<Firewall, RemediateError> {
-    let fw = ensure_firewall(client, request).await?.kept;
+    let fw = ensure_firewall(client, request, Known::Nothing).await?.kept;
     let rules = |i: &[InboundRule], o: &[OutboundRule]| FirewallRules {
         inbound_rules: i.to_vec(),
         outbound_rules: o.to_vec(),

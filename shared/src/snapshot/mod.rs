@@ -1,9 +1,19 @@
 //! What the API told us about the account (the snapshot), which Droplets a run looks at
-//! (the scope), and reading a snapshot: a handful of list requests, never one per Droplet.
+//! (the scope), and reading a snapshot: the whole account in a handful of list requests
+//! (never one per Droplet), or, for a re-check, only what it touches ([`targeted`]) on top of
+//! the last full read ([`cache`]).
+
+pub mod cache;
+pub mod targeted;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use crate::digitalocean::{ApiError, Client, Droplet, Firewall, Listed, SshKey, Vpc};
+use crate::policy::Policy;
+use crate::store::Store;
+use cache::CachedAccount;
 
 /// What the API told us about the account, read in a handful of list requests.
 #[derive(Debug, Clone)]
@@ -18,6 +28,20 @@ pub struct Snapshot {
     pub ssh: BTreeMap<u64, SshObservation>,
     /// Why the lists read may not be the whole account (e.g. a list short of its `meta.total`).
     pub incomplete: Vec<String>,
+    /// How it was read.
+    pub read: ReadKind,
+}
+
+/// How a snapshot was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadKind {
+    /// Every list of the account, now.
+    #[default]
+    Full,
+    /// A re-check's read ([`targeted`]): the touched Droplets, their firewalls and the VPC
+    /// list now; the other Droplets and the account's SSH keys as the full read taken at
+    /// `full_read_at` saw them.
+    Targeted { full_read_at: DateTime<Utc> },
 }
 
 /// What a connection to one Droplet showed.
@@ -45,6 +69,7 @@ impl Default for Snapshot {
             ssh_keys: Ok(Vec::new()),
             ssh: BTreeMap::new(),
             incomplete: Vec::new(),
+            read: ReadKind::Full,
         }
     }
 }
@@ -56,6 +81,9 @@ pub struct Scope {
     pub droplet_ids: Option<BTreeSet<u64>>,
     /// Leave out the checks that need a connection to the Droplet.
     pub no_ssh: bool,
+    /// Droplets of the scope the caller has just read from the API (an event's tag list):
+    /// a re-check's read takes them as they are instead of reading them again.
+    pub fresh: Vec<Droplet>,
 }
 
 impl Scope {
@@ -66,7 +94,7 @@ impl Scope {
     pub fn droplets(ids: impl IntoIterator<Item = u64>) -> Self {
         Scope {
             droplet_ids: Some(ids.into_iter().collect()),
-            no_ssh: false,
+            ..Scope::default()
         }
     }
 
@@ -75,7 +103,44 @@ impl Scope {
     }
 }
 
+/// Reads the account for a run over `scope`. A re-check (`scope` names Droplets) with a state
+/// store builds on the last full read when one no older than `[api] snapshot_max_age` is
+/// cached there ([`targeted::read`]); otherwise, and for whole-account runs, everything is
+/// read ([`Snapshot::fetch`]) and, when complete, cached for the re-checks that follow (a
+/// cache that cannot be written is logged, never fatal).
+pub async fn read(
+    client: &Client,
+    store: Option<&Store>,
+    policy: &Policy,
+    scope: &Scope,
+) -> Result<Snapshot, ApiError> {
+    if let (Some(ids), Some(store)) = (&scope.droplet_ids, store) {
+        let max_age = policy.api.snapshot_max_age.0;
+        match CachedAccount::load(store, Utc::now(), max_age).await {
+            Ok(cache) => return targeted::read(client, &cache, policy, ids, &scope.fresh).await,
+            Err(why) => tracing::info!(reason = %why, "the re-check reads the whole account"),
+        }
+    }
+    let snapshot = Snapshot::fetch(client).await?;
+    if let Some(store) = store {
+        if let Some(cache) = CachedAccount::of(&snapshot, Utc::now()) {
+            if let Err(e) = cache.save(store).await {
+                tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
+            }
+        }
+    }
+    Ok(snapshot)
+}
+
 impl Snapshot {
+    /// When the full read this snapshot builds on was taken, for a re-check's read.
+    pub fn full_read_at(&self) -> Option<DateTime<Utc>> {
+        match self.read {
+            ReadKind::Full => None,
+            ReadKind::Targeted { full_read_at } => Some(full_read_at),
+        }
+    }
+
     /// Droplets (regular and GPU), firewalls, VPCs and the account's SSH keys, read
     /// concurrently. Droplets and firewalls are required: an error reading them is the
     /// snapshot's error. A list short of its `meta.total` is kept, and its shortfall goes to
@@ -103,6 +168,7 @@ impl Snapshot {
             ssh_keys: keys.and_then(Listed::complete).map_err(|e| e.to_string()),
             ssh: Default::default(),
             incomplete,
+            read: ReadKind::Full,
         })
     }
 
@@ -124,7 +190,7 @@ fn kept<T>(listed: Listed<T>, incomplete: &mut Vec<String>) -> Vec<T> {
 
 /// The firewalls, each once: a list that names one twice (a page boundary moving under
 /// concurrent changes, or a faulty API) must not give one finding twice.
-fn unique_firewalls(firewalls: Vec<Firewall>) -> Vec<Firewall> {
+pub(crate) fn unique_firewalls(firewalls: Vec<Firewall>) -> Vec<Firewall> {
     let mut seen = HashSet::new();
     firewalls
         .into_iter()

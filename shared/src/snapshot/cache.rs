@@ -1,0 +1,179 @@
+//! The last full read of the account, kept compact in the state store
+//! (`cache/snapshot.json`) so that a re-check reads only what it touches and builds on it.
+//!
+//! It holds what a re-check cannot cheaply read again: every Droplet's name, region, VPC and
+//! tags (for the `vpc.mixed-*` rules' neighbours and for exemptions), every firewall's id,
+//! name and tags (to find the baseline firewall and size the firewall list), and the
+//! account's SSH keys (`GET /v2/account/keys` allows only 10 requests a minute).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Snapshot;
+use crate::digitalocean::{Droplet, Networks, RegionRef, SshKey};
+use crate::store::{Store, StoreError};
+
+/// Where the cache lives in the state store.
+pub const CACHE_KEY: &str = "cache/snapshot.json";
+
+/// The cache's format; a cache of another version is not used (the next full read rewrites it).
+pub const CACHE_VERSION: u32 = 1;
+
+/// The largest cache read, in bytes (64 MiB; 10,000 Droplets take about 1.5 MiB). A larger
+/// object in the store is not parsed: the re-check reads the whole account instead.
+pub const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest Droplet or firewall name kept, in characters (DigitalOcean allows 255).
+const MAX_NAME_CHARS: usize = 255;
+
+/// The last full read, compact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedAccount {
+    pub version: u32,
+    /// When the full read finished.
+    pub taken_at: DateTime<Utc>,
+    pub droplets: Vec<CachedDroplet>,
+    pub firewalls: Vec<CachedFirewall>,
+    /// The account's SSH keys as that read found them.
+    pub ssh_keys: Vec<SshKey>,
+}
+
+/// What the cache keeps of a Droplet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedDroplet {
+    pub id: u64,
+    pub name: String,
+    /// Region slug.
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// What the cache keeps of a firewall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedFirewall {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+fn cut(name: &str) -> String {
+    name.chars().take(MAX_NAME_CHARS).collect()
+}
+
+impl CachedAccount {
+    /// The compact form of a full read taken at `taken_at`; `None` when the read was not
+    /// complete (a short list, or SSH keys that could not be read): a re-check must not build
+    /// on a partial view.
+    pub fn of(snapshot: &Snapshot, taken_at: DateTime<Utc>) -> Option<CachedAccount> {
+        if !snapshot.incomplete_reasons().is_empty() {
+            return None;
+        }
+        let ssh_keys = snapshot.ssh_keys.as_ref().ok()?.clone();
+        Some(CachedAccount {
+            version: CACHE_VERSION,
+            taken_at,
+            droplets: snapshot
+                .droplets
+                .iter()
+                .map(|d| CachedDroplet {
+                    id: d.id,
+                    name: cut(&d.name),
+                    region: cut(d.region_slug()),
+                    vpc_uuid: d.vpc_uuid.clone(),
+                    tags: d.tags.clone(),
+                })
+                .collect(),
+            firewalls: snapshot
+                .firewalls
+                .iter()
+                .map(|f| CachedFirewall {
+                    id: f.id.clone(),
+                    name: cut(&f.name),
+                    tags: f.tags.clone(),
+                })
+                .collect(),
+            ssh_keys,
+        })
+    }
+
+    /// Writes the cache to the store.
+    pub async fn save(&self, store: &Store) -> Result<(), StoreError> {
+        let body = serde_json::to_vec(self).map_err(|e| StoreError::Decode {
+            location: CACHE_KEY.into(),
+            message: e.to_string(),
+        })?;
+        crate::store::StateStore::put(store, CACHE_KEY, &body).await
+    }
+
+    /// The cache, if there is one of this version no older than `max_age` at `now`; otherwise
+    /// why not (for the log: the re-check then reads the whole account).
+    pub async fn load(
+        store: &Store,
+        now: DateTime<Utc>,
+        max_age: std::time::Duration,
+    ) -> Result<CachedAccount, String> {
+        let bytes = crate::store::StateStore::get(store, CACHE_KEY)
+            .await
+            .map_err(|e| format!("the cached full read could not be read: {e}"))?
+            .ok_or_else(|| "no full read is cached yet".to_string())?;
+        if bytes.len() > MAX_CACHE_BYTES {
+            return Err(format!(
+                "the cached full read is {} bytes, more than the {MAX_CACHE_BYTES} this tool reads",
+                bytes.len()
+            ));
+        }
+        let cache: CachedAccount = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the cached full read is not valid: {e}"))?;
+        if cache.version != CACHE_VERSION {
+            return Err(format!(
+                "the cached full read is of version {}, not {CACHE_VERSION}",
+                cache.version
+            ));
+        }
+        let age = now.signed_duration_since(cache.taken_at);
+        let bound = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+        if age > bound || age < -chrono::Duration::minutes(5) {
+            return Err(format!(
+                "the cached full read was taken at {}, beyond the {} bound ([api] snapshot_max_age)",
+                cache.taken_at.to_rfc3339(),
+                humantime::format_duration(max_age)
+            ));
+        }
+        Ok(cache)
+    }
+
+    /// The id of a firewall named `name` as the full read found it (the first in its list).
+    pub fn firewall_named(&self, name: &str) -> Option<&str> {
+        self.firewalls
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.id.as_str())
+    }
+}
+
+impl CachedDroplet {
+    /// A Droplet as the full read saw it, with what the cache keeps (no addresses).
+    pub fn to_droplet(&self) -> Droplet {
+        Droplet {
+            id: self.id,
+            name: self.name.clone(),
+            status: String::new(),
+            tags: self.tags.clone(),
+            vpc_uuid: self.vpc_uuid.clone(),
+            networks: Networks::default(),
+            region: Some(RegionRef {
+                slug: self.region.clone(),
+                name: String::new(),
+            }),
+            size_slug: None,
+            created_at: None,
+            features: Vec::new(),
+            gpu_info: None,
+            locked: false,
+        }
+    }
+}
