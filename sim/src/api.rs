@@ -189,8 +189,8 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
             _ => resp,
         }
     };
+    // A 429 here is the per-minute burst limit (250): the hourly budget is what it is.
     let h = resp.headers_mut();
-    let remaining = if resp_is_429(h) { 0 } else { remaining };
     for (k, v) in [
         ("ratelimit-limit", RATE_LIMIT),
         ("ratelimit-remaining", remaining),
@@ -227,9 +227,6 @@ fn spend_hourly(st: &mut crate::state::State, now: u64) -> u64 {
     RATE_LIMIT.saturating_sub(st.hour.1)
 }
 
-fn resp_is_429(h: &HeaderMap) -> bool {
-    h.contains_key("x-sim-rate-limited")
-}
 
 fn injected(app: &App, f: &Faults, n: u64) -> Option<Response> {
     let status = StatusCode::from_u16(f.error_status.unwrap_or(503))

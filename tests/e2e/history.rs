@@ -253,6 +253,7 @@ async fn first_seen_survives_across_runs(store: Store) {
     let scope = Scope {
         droplet_ids: Some([1].into()),
         no_ssh: false,
+        ..Scope::default()
     };
     let r3 = run_at(&sim, &store, &policy, t1 + Duration::hours(1), scope, false).await;
     assert_eq!(

@@ -345,11 +345,13 @@ async fn case04_endless_next_links_stop_at_the_bound() {
         "ssh_keys": [{"id": 1, "name": "k", "public_key": "ssh-ed25519 AAAA k"}],
         "links": {"pages": {"next": format!("{}/v2/account/keys?page=2&per_page=200", sim.url())}},
     });
-    inject(
-        &sim,
-        vec![answer("/v2/account/keys", &[], 200, body.to_string())],
-        &[],
-    );
+    // 5,000 pages is more than an hour's budget: this token is given ten hours' worth, so
+    // that the list's own bound, not the budget's reserve, is what stops it.
+    sim.set_faults(Faults {
+        overrides: vec![answer("/v2/account/keys", &[], 200, body.to_string())],
+        ratelimit_remaining: Some(50_000),
+        ..Default::default()
+    });
     let run = audit(&sim, "json", &[]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let r = run.json();
