@@ -227,7 +227,6 @@ fn spend_hourly(st: &mut crate::state::State, now: u64) -> u64 {
     RATE_LIMIT.saturating_sub(st.hour.1)
 }
 
-
 fn injected(app: &App, f: &Faults, n: u64) -> Option<Response> {
     let status = StatusCode::from_u16(f.error_status.unwrap_or(503))
         .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);

@@ -19,4 +19,5 @@ mod simulator;
 mod ssh_audit;
 mod ssh_posture;
 mod store_s3;
+mod targeted;
 mod webhook_cli;

@@ -72,8 +72,7 @@ pub async fn remediate(
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
     let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
-    let mut snapshot = match crate::snapshot::read(client, Some(store), policy, &opts.scope).await
-    {
+    let mut snapshot = match crate::snapshot::read(client, Some(store), policy, &opts.scope).await {
         Ok(s) => s,
         Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
         Err(e) => return Err(e.into()),
@@ -113,13 +112,26 @@ pub async fn remediate(
     let mut changes = cx.ledger.reconcile().await?;
     changes.extend(apply::apply(&mut cx, &plan).await?);
     // What is true now.
+    let mut stopped = None;
     let (snapshot, mut findings) = if changes.is_empty() {
         (snapshot, findings)
     } else {
-        reread(client, store, policy, &opts, &tracker).await?
+        match reread(client, store, policy, &opts, &tracker).await {
+            // The reserve stops the re-read: report what was found before the changes.
+            Err(RemediateError::Api(e)) if e.is_reserve() => {
+                stopped = Some(e.to_string());
+                (snapshot, findings)
+            }
+            r => r?,
+        }
     };
     annotate(&plan, &kept, &mut findings, Some(&changes));
     let mut info = run.finish_over(client, &snapshot);
+    if let Some(why) = stopped {
+        info.incomplete.push(why);
+        info.complete = false;
+        info.stopped_early = true;
+    }
     info.cap_reached = plan.cap_reached;
     let mut report = Report::new(info, &ids, findings, changes);
     let coverage = Coverage::of(&opts.scope, policy);

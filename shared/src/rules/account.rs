@@ -34,9 +34,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             Status::Fail,
             None,
             account(),
-            format!(
-                "the account has no SSH keys: Droplets created now get a root password{as_of}"
-            ),
+            format!("the account has no SSH keys: Droplets created now get a root password{as_of}"),
         )),
         Ok(_) => {}
         Err(e) => out.push(ctx.finding(

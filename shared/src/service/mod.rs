@@ -228,7 +228,10 @@ async fn tagged_droplets(client: &Client, tags: &[String]) -> Result<Vec<Droplet
         out.extend(client.list_droplets_by_tag(t).await?);
     }
     let gpus = client.list_gpu_droplets().await?;
-    out.extend(gpus.into_iter().filter(|d| tags.iter().any(|t| d.has_tag(t))));
+    out.extend(
+        gpus.into_iter()
+            .filter(|d| tags.iter().any(|t| d.has_tag(t))),
+    );
     let mut seen = HashSet::new();
     out.retain(|d| seen.insert(d.id));
     Ok(out)
@@ -336,7 +339,10 @@ pub async fn handle_webhook(
         // Held back to keep the incident-response reserve: the sender retries later.
         Ok(report) if report.run.stopped_early => {
             release(deps, &key).await;
-            reply(503, json!({"error": report.run.incomplete.join("; "), "retry": true}))
+            reply(
+                503,
+                json!({"error": report.run.incomplete.join("; "), "retry": true}),
+            )
         }
         Ok(report) => reply(200, serde_json::to_value(&report).unwrap_or(Value::Null)),
         Err(e) => {
@@ -427,7 +433,10 @@ async fn process_event(deps: &Deps, event: &webhook::Event) -> Result<Report, Se
 
 /// The touched Droplets that still exist, as the API has them now: those already read, and
 /// the others read one by one (a 404 leaves one out).
-async fn existing_droplets(client: &Client, touched: Touched) -> Result<Vec<Droplet>, ServiceError> {
+async fn existing_droplets(
+    client: &Client,
+    touched: Touched,
+) -> Result<Vec<Droplet>, ServiceError> {
     let mut out = touched.read;
     let have: HashSet<u64> = out.iter().map(|d| d.id).collect();
     for id in touched.ids.iter().filter(|id| !have.contains(id)) {
@@ -539,15 +548,8 @@ pub async fn incident(deps: &Deps, req: IncidentRequest) -> Result<Value, Servic
                     )
                     .await
                 } else {
-                    remediate::restore(
-                        client,
-                        &deps.policy,
-                        &deps.store,
-                        id,
-                        "manual",
-                        &run_id,
-                    )
-                    .await
+                    remediate::restore(client, &deps.policy, &deps.store, id, "manual", &run_id)
+                        .await
                 };
                 results.push(match r {
                     Ok(o) => json!({"droplet_id": id, "ok": true, "changed": o.changed, "status": o.record.status, "record": o.record, "changes": o.changes}),

@@ -1,0 +1,326 @@
+//! Re-checks read only what they touch (issue 10): the same findings as a full audit of the
+//! same account state, for every rule, also after changes made since the cached full read;
+//! a handful of requests whatever the account's size; a stale cache means a full read.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use shared::audit::audit;
+use shared::digitalocean::{
+    Client, ClientConfig, FirewallRequest, InboundRule, Protocol, Targets, Token,
+};
+use shared::report::{Finding, Report, ResourceType};
+use shared::ssh_audit::SshAccess;
+use shared::store::{DirStore, Store};
+use shared::{Policy, Scope};
+use sim::fleet::generate;
+use sim::Sim;
+use sim::{FleetSpec, FLEET_POLICY};
+
+use crate::helpers::*;
+
+fn client(sim: &Sim) -> Client {
+    Client::new(ClientConfig::new(sim.url(), Token::new(&sim.token))).expect("client")
+}
+
+fn policy() -> Policy {
+    Policy::parse(FLEET_POLICY, "fleet.toml").expect("fleet policy")
+}
+
+fn no_ssh(ids: Option<BTreeSet<u64>>) -> Scope {
+    Scope {
+        droplet_ids: ids,
+        no_ssh: true,
+        ..Scope::default()
+    }
+}
+
+/// A full audit that leaves the cache alone (no store): the reference.
+async fn reference(sim: &Sim) -> Report {
+    audit(
+        &client(sim),
+        &policy(),
+        None,
+        &no_ssh(None),
+        "cli",
+        &SshAccess::default(),
+    )
+    .await
+    .expect("full audit")
+}
+
+/// A re-check of one Droplet over the store's cached full read.
+async fn recheck(sim: &Sim, store: &Store, id: u64) -> Report {
+    let scope = no_ssh(Some([id].into()));
+    audit(
+        &client(sim),
+        &policy(),
+        Some(store),
+        &scope,
+        "cli",
+        &SshAccess::default(),
+    )
+    .await
+    .expect("re-check")
+}
+
+/// What a finding says, minus what a re-check adds on purpose (the age of the account's keys).
+fn said(f: &Finding) -> (String, String, String, String, String) {
+    let detail = match f.detail.split_once(" (as the full read of") {
+        Some((d, _)) => d.to_string(),
+        None => f.detail.clone(),
+    };
+    (
+        f.rule.clone(),
+        f.resource.kind.as_str().to_string(),
+        f.resource.id.clone(),
+        format!("{:?}", f.status),
+        detail,
+    )
+}
+
+/// The reference's findings about the re-check's resources: the Droplet, the firewalls the
+/// re-check reported on, the account.
+fn matching(
+    full: &Report,
+    recheck: &Report,
+    id: u64,
+) -> Vec<(String, String, String, String, String)> {
+    let firewalls: BTreeSet<&str> = recheck
+        .findings
+        .iter()
+        .filter(|f| f.resource.kind == ResourceType::Firewall)
+        .map(|f| f.resource.id.as_str())
+        .collect();
+    full.findings
+        .iter()
+        .filter(|f| match f.resource.kind {
+            ResourceType::Droplet => f.resource.id == id.to_string(),
+            ResourceType::Firewall => firewalls.contains(f.resource.id.as_str()),
+            _ => true,
+        })
+        .map(said)
+        .collect()
+}
+
+async fn assert_same(sim: &Sim, store: &Store, id: u64, when: &str) {
+    let full = reference(sim).await;
+    let r = recheck(sim, store, id).await;
+    assert!(
+        r.run.built_on_full_read.is_some(),
+        "{when}: Droplet {id} was re-checked over the cached full read"
+    );
+    let got: Vec<_> = r.findings.iter().map(said).collect();
+    assert_eq!(got, matching(&full, &r, id), "{when}: Droplet {id}");
+}
+
+fn spec(droplets: usize) -> FleetSpec {
+    FleetSpec {
+        every_defect: true,
+        gpu_every: 7,
+        defect_rate: 0.8,
+        ..FleetSpec::new(droplets, 3)
+    }
+}
+
+async fn cached(sim: &Sim) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("state");
+    let store = Store::Dir(DirStore::new(dir.path()));
+    let full = audit(
+        &client(sim),
+        &policy(),
+        Some(&store),
+        &no_ssh(None),
+        "cli",
+        &SshAccess::default(),
+    )
+    .await
+    .expect("full audit");
+    assert!(full.run.built_on_full_read.is_none());
+    assert!(
+        dir.path().join("cache/snapshot.json").is_file(),
+        "the full read is cached"
+    );
+    (dir, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_droplet_rechecked_alone_gets_the_full_audits_findings() {
+    // No account keys, so that `ssh.no-account-keys` is among the rules compared.
+    let sim = start(generate(&FleetSpec {
+        ssh_keys: false,
+        ..spec(80)
+    }))
+    .await;
+    let (_dir, store) = cached(&sim).await;
+    let full = reference(&sim).await;
+    let rules: BTreeSet<&str> = full.findings.iter().map(|f| f.rule.as_str()).collect();
+    for r in shared::rules::RULES.iter().filter(|r| !r.needs_ssh) {
+        assert!(rules.contains(r.id), "the fleet shows {}: {rules:?}", r.id);
+    }
+    let ids: Vec<u64> = sim.with_state(|st| st.droplets.keys().copied().collect());
+    for id in ids {
+        assert_same(&sim, &store, id, "unchanged account").await;
+    }
+    sim.shutdown().await;
+}
+
+/// The first Droplet the full audit finds with `rule` failing.
+fn failing(full: &Report, rule: &str) -> u64 {
+    full.findings
+        .iter()
+        .find(|f| f.rule == rule && f.resource.kind == ResourceType::Droplet)
+        .and_then(|f| f.resource.id.parse().ok())
+        .unwrap_or_else(|| panic!("no Droplet fails {rule}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rechecks_see_changes_made_since_the_cached_full_read() {
+    let sim = start(generate(&spec(80))).await;
+    let (_dir, store) = cached(&sim).await;
+    let full = reference(&sim).await;
+    let c = client(&sim);
+
+    // A new firewall, attached by a tag the uncovered Droplet already carries.
+    let bare = failing(&full, "firewall.missing");
+    let tag = format!("team-{bare}");
+    c.create_tag(&tag).await.expect("tag");
+    c.tag_droplets(&tag, &[bare]).await.expect("tagged");
+    assert_same(&sim, &store, bare, "after a tag was added").await;
+    let fw = FirewallRequest {
+        name: "late-web".into(),
+        inbound_rules: vec![InboundRule::allow(
+            Protocol::Tcp,
+            "22",
+            Targets {
+                addresses: vec!["0.0.0.0/0".into()],
+                ..Targets::default()
+            },
+        )],
+        outbound_rules: vec![],
+        droplet_ids: vec![],
+        tags: vec![tag.clone()],
+    };
+    c.create_firewall(&fw).await.expect("firewall");
+    assert_same(&sim, &store, bare, "after a firewall attached by tag").await;
+    let r = recheck(&sim, &store, bare).await;
+    assert!(
+        r.findings.iter().any(|f| f.rule == "firewall.ssh-open"),
+        "the new firewall's world-open SSH is seen: {:?}",
+        r.findings
+    );
+
+    // An environment tag that mixes the Droplet's VPC.
+    let clean = failing(&full, "vpc.mixed-environments");
+    c.create_tag("env:sandbox").await.expect("tag");
+    c.tag_droplets("env:sandbox", &[clean])
+        .await
+        .expect("tagged");
+    assert_same(&sim, &store, clean, "after an environment tag was added").await;
+
+    // A Droplet moved to another VPC (the simulator's state, as a migration would leave it).
+    let moved = failing(&full, "vpc.default");
+    let target = sim.with_state(|st| {
+        let vpc = st
+            .vpcs
+            .iter()
+            .find(|v| !v.default)
+            .map(|v| v.id.clone())
+            .expect("a VPC");
+        st.droplets.get_mut(&moved).expect("droplet").vpc_uuid = Some(vpc.clone());
+        vpc
+    });
+    assert_same(&sim, &store, moved, &format!("after a move to {target}")).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recheck_costs_the_same_requests_whatever_the_account_size() {
+    let mut costs = Vec::new();
+    for size in [100, 1200] {
+        let sim = start(generate(&spec(size))).await;
+        let (_dir, store) = cached(&sim).await;
+        let id = sim.with_state(|st| st.droplets.keys().nth(size / 2).copied().expect("id"));
+        sim.clear_requests();
+        let r = recheck(&sim, &store, id).await;
+        let paths: Vec<String> = sim
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert_eq!(r.run.api_requests as usize, paths.len());
+        assert!(paths.len() <= 6, "{size} Droplets: {paths:?}");
+        for p in &paths {
+            assert!(
+                p != "GET /v2/droplets" && p != "GET /v2/account/keys" && p != "GET /v2/firewalls",
+                "{size} Droplets: a re-check never lists the account: {paths:?}"
+            );
+        }
+        costs.push(paths.len());
+        sim.shutdown().await;
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "the cost does not grow with the account"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cache_means_a_full_read() {
+    let sim = start(generate(&spec(30))).await;
+    let (dir, store) = cached(&sim).await;
+    let path = dir.path().join("cache/snapshot.json");
+    let mut cache: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("cache")).expect("json");
+    let old = chrono::Utc::now() - chrono::Duration::minutes(61);
+    cache["taken_at"] = Value::String(old.to_rfc3339());
+    std::fs::write(&path, serde_json::to_vec(&cache).expect("json")).expect("write");
+    sim.clear_requests();
+    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
+    let r = recheck(&sim, &store, id).await;
+    assert!(
+        r.run.built_on_full_read.is_none(),
+        "past 1h the cache is not used"
+    );
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|q| q.path == "/v2/droplets" && q.query.contains("page=1")),
+        "the whole account is read"
+    );
+    // ... and that read is cached again: the next re-check builds on it.
+    let again = recheck(&sim, &store, id).await;
+    assert!(again.run.built_on_full_read.is_some());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recheck_says_how_old_the_account_keys_are() {
+    let sim = start(generate(&FleetSpec {
+        ssh_keys: false,
+        ..spec(10)
+    }))
+    .await;
+    let (_dir, store) = cached(&sim).await;
+    sim.clear_requests();
+    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
+    let r = recheck(&sim, &store, id).await;
+    let keys = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "ssh.no-account-keys")
+        .expect("no-account-keys finding");
+    let at = r
+        .run
+        .built_on_full_read
+        .clone()
+        .expect("built on the cache");
+    assert!(
+        keys.detail
+            .contains(&format!("as the full read of {at} found them")),
+        "{}",
+        keys.detail
+    );
+    assert!(!sim.requests().iter().any(|q| q.path == "/v2/account/keys"));
+    sim.shutdown().await;
+}
