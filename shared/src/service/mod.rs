@@ -637,43 +637,62 @@ pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, Se
     let run = Run::start("schedule", &deps.client);
     let cursor: Option<Cursor> = deps.store.get_json(CURSOR_KEY).await?;
     let last = cursor.as_ref().map(|c| c.last_action_id);
-    let fresh = match newer_actions(deps, last, max_pages).await {
-        Err(ServiceError::Api(e)) if e.is_reserve() => {
-            // The cursor stays: the next poll reads these actions.
-            let report = run.stopped(&deps.client, &e);
-            let cursor = last.unwrap_or(0);
-            return Ok(PollOutcome {
-                actions_seen: 0,
-                droplets: Vec::new(),
-                cursor,
-                report,
-            });
+    let polled = poll_once(deps, &run, last, max_pages).await;
+    let (outcome, report) = match polled {
+        Err(e) if is_reserve(&e) => {
+            let e = e.to_string();
+            tracing::warn!(error = %e, "the poll stopped early to keep the incident-response reserve");
+            let mut info = run.finish(&deps.client, vec![e]);
+            info.stopped_early = true;
+            let report = Report::new(info, &[], Vec::new(), Vec::new());
+            (None, report)
         }
-        r => r?,
+        r => {
+            let (outcome, report) = r?;
+            (Some(outcome), report)
+        }
     };
-    let (ids, next) = touched_and_cursor(&fresh, last);
-    let existing = existing_droplets(&deps.client, Touched::ids(ids)).await?;
-    let droplets: Vec<u64> = existing.iter().map(|d| d.id).collect();
-    let report = if existing.is_empty() {
-        empty_report(&run, &deps.client)
-    } else {
-        recheck(deps, existing, "schedule").await?
+    // Only after a re-check that finished: a failed or stopped one is retried from the same
+    // cursor.
+    let Some((seen, droplets, next)) = outcome.filter(|_| !report.run.stopped_early) else {
+        return Ok(PollOutcome {
+            actions_seen: 0,
+            droplets: Vec::new(),
+            cursor: last.unwrap_or(0),
+            report,
+        });
     };
-    // Only after the re-check succeeded: a failed run is retried from the same cursor.
-    deps.store
-        .put_json(
-            CURSOR_KEY,
-            &Cursor {
-                last_action_id: next,
-                updated_at: now_rfc3339(),
-            },
-        )
-        .await?;
-    let seen: HashSet<u64> = fresh.iter().map(|a| a.id).collect();
+    let updated_at = now_rfc3339();
+    let c = Cursor {
+        last_action_id: next,
+        updated_at,
+    };
+    deps.store.put_json(CURSOR_KEY, &c).await?;
     Ok(PollOutcome {
-        actions_seen: seen.len(),
+        actions_seen: seen,
         droplets,
         cursor: next,
         report,
     })
+}
+
+/// One poll: the new actions, the re-check of the Droplets they touched; (actions seen,
+/// Droplets re-checked, the next cursor) and the report.
+async fn poll_once(
+    deps: &Deps,
+    run: &Run,
+    last: Option<u64>,
+    max_pages: u64,
+) -> Result<((usize, Vec<u64>, u64), Report), ServiceError> {
+    let fresh = newer_actions(deps, last, max_pages).await?;
+    let (ids, next) = touched_and_cursor(&fresh, last);
+    let existing = existing_droplets(&deps.client, Touched::ids(ids)).await?;
+    let droplets: Vec<u64> = existing.iter().map(|d| d.id).collect();
+    let report = if existing.is_empty() {
+        empty_report(run, &deps.client)
+    } else {
+        recheck(deps, existing, "schedule").await?
+    };
+    let seen: HashSet<u64> = fresh.iter().map(|a| a.id).collect();
+    Ok(((seen.len(), droplets, next), report))
 }
