@@ -118,11 +118,17 @@ pub async fn audit(
     ssh: &SshAccess,
 ) -> Result<Report, AuditError> {
     let run = Run::start(trigger, client);
+    let started = std::time::Instant::now();
     let mut snapshot = match crate::snapshot::read(client, store, policy, scope).await {
         Ok(s) => s,
         Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
         Err(e) => return Err(e.into()),
     };
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        droplets = snapshot.droplets.len(),
+        "account read"
+    );
     let ids = check_scope(&snapshot, scope)?;
     observe(&mut snapshot, policy, scope, ssh).await;
     let mut findings = evaluate(&snapshot, policy, scope);
@@ -132,6 +138,7 @@ pub async fn audit(
         droplets = ids.len(),
         firewalls = snapshot.firewalls.len(),
         findings = findings.len(),
+        ms = started.elapsed().as_millis() as u64,
         "audit evaluated"
     );
     let mut report = Report::new(

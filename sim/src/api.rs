@@ -295,14 +295,34 @@ fn paginate(
     })
 }
 
+/// A list page's body: the items under the list's key, `links.pages`, `meta.total`;
+/// serialised without building a JSON tree of the items.
+struct PageBody<'k, T> {
+    key: &'k str,
+    items: T,
+    pages: serde_json::Map<String, Value>,
+    total: usize,
+}
+
+impl<T: serde::Serialize> serde::Serialize for PageBody<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry(self.key, &self.items)?;
+        m.serialize_entry("links", &json!({ "pages": self.pages }))?;
+        m.serialize_entry("meta", &json!({ "total": self.total }))?;
+        m.end()
+    }
+}
+
 /// Pagination that renders only the requested page: `render(start, end)` of `total` items.
-fn paginate_with(
+fn paginate_with<T: serde::Serialize>(
     headers: &HeaderMap,
     path: &str,
     q: &ListQuery,
     key: &str,
     total: usize,
-    render: impl FnOnce(usize, usize) -> Vec<Value>,
+    render: impl FnOnce(usize, usize) -> T,
 ) -> ApiResult {
     let parse = |name: &str, v: &Option<String>, default: usize| -> Result<usize, Response> {
         match v {
@@ -319,7 +339,7 @@ fn paginate_with(
     let last = total.div_ceil(per_page).max(1);
     let start = (page - 1).saturating_mul(per_page).min(total);
     let end = (start + per_page).min(total);
-    let slice: Vec<Value> = render(start, end);
+    let items = render(start, end);
     let mut extra = String::new();
     if let Some(k) = &q.kind {
         extra.push_str(&format!("&type={k}"));
@@ -338,10 +358,13 @@ fn paginate_with(
         pages.insert("next".into(), json!(link(page + 1)));
         pages.insert("last".into(), json!(link(last)));
     }
-    ok(
-        StatusCode::OK,
-        json!({ key: slice, "links": {"pages": pages}, "meta": {"total": total} }),
-    )
+    let body = PageBody {
+        key,
+        items,
+        pages,
+        total,
+    };
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 fn shared_encode(s: &str) -> String {
@@ -399,8 +422,8 @@ async fn list_droplets(
             ids[start..end]
                 .iter()
                 .filter_map(|id| st.droplets.get(id))
-                .map(|d| d.to_json())
-                .collect()
+                .map(|d| d.rendered())
+                .collect::<Vec<_>>()
         },
     )
 }

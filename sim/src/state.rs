@@ -26,65 +26,237 @@ pub struct SimDroplet {
 }
 
 impl SimDroplet {
+    /// The Droplet as the API renders it.
     pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.rendered()).unwrap_or(Value::Null)
+    }
+
+    /// The Droplet as the API renders it, serialised straight from borrowed fields (a page
+    /// of 200 renders without building a JSON tree per Droplet).
+    pub fn rendered(&self) -> DropletJson<'_> {
         let (memory, vcpus, disk) = if self.gpu {
             (245_760, 20, 720)
         } else {
             (2048, 1, 50)
         };
-        let mut v4 = vec![
-            json!({"ip_address": self.public_ipv4, "netmask": "255.255.240.0", "gateway": "192.0.2.1", "type": "public"}),
+        let v4 = [
+            NetJson {
+                ip_address: &self.public_ipv4,
+                netmask: NetmaskJson::V4("255.255.240.0"),
+                gateway: "192.0.2.1",
+                kind: "public",
+            },
+            NetJson {
+                ip_address: &self.private_ipv4,
+                netmask: NetmaskJson::V4("255.255.0.0"),
+                gateway: "10.0.0.1",
+                kind: "private",
+            },
         ];
-        v4.push(json!({"ip_address": self.private_ipv4, "netmask": "255.255.0.0", "gateway": "10.0.0.1", "type": "private"}));
-        let v6: Vec<Value> = self
-            .ipv6
-            .iter()
-            .map(|ip| json!({"ip_address": ip, "netmask": 64, "gateway": "2001:db8::1", "type": "public"}))
-            .collect();
-        let mut d = json!({
-            "id": self.id,
-            "name": self.name,
-            "memory": memory,
-            "vcpus": vcpus,
-            "disk": disk,
-            "disk_info": [{"type": "local", "size": {"amount": disk, "unit": "gib"}}],
-            "locked": false,
-            "status": self.status,
-            "kernel": null,
-            "created_at": self.created_at,
-            "features": if self.ipv6.is_some() { json!(["private_networking", "ipv6"]) } else { json!(["private_networking"]) },
-            "backup_ids": [],
-            "next_backup_window": null,
-            "snapshot_ids": [],
-            "image": {
-                "id": 129211873, "name": "24.04 (LTS) x64", "distribution": "Ubuntu", "slug": "ubuntu-24-04-x64",
-                "public": true, "regions": [self.region], "created_at": "2024-04-24T17:21:48Z", "type": "base",
-                "min_disk_size": 7, "size_gigabytes": 2.44, "description": "Ubuntu 24.04 (LTS) x64",
-                "tags": [], "status": "available", "error_message": ""
+        let v6: Vec<NetJson<'_>> = self.ipv6.as_deref().map(|ip| NetJson {
+            ip_address: ip,
+            netmask: NetmaskJson::V6(64),
+            gateway: "2001:db8::1",
+            kind: "public",
+        }).into_iter().collect();
+        let region = std::slice::from_ref(&self.region);
+        let size_slug = std::slice::from_ref(&self.size_slug);
+        DropletJson {
+            id: self.id,
+            name: &self.name,
+            memory,
+            vcpus,
+            disk,
+            disk_info: [DiskInfoJson {
+                kind: "local",
+                size: AmountJson {
+                    amount: disk,
+                    unit: "gib",
+                },
+            }],
+            locked: false,
+            status: &self.status,
+            kernel: (),
+            created_at: &self.created_at,
+            features: if self.ipv6.is_some() {
+                &["private_networking", "ipv6"]
+            } else {
+                &["private_networking"]
             },
-            "volume_ids": [],
-            "size": {
-                "slug": self.size_slug, "memory": memory, "vcpus": vcpus, "disk": disk, "transfer": 2.0,
-                "price_monthly": if self.gpu { 3000.0 } else { 12.0 }, "price_hourly": if self.gpu { 4.5 } else { 0.01786 },
-                "regions": [self.region], "available": true, "description": if self.gpu { "GPU" } else { "Basic" }
+            backup_ids: [],
+            next_backup_window: (),
+            snapshot_ids: [],
+            image: ImageJson::ubuntu(region),
+            volume_ids: [],
+            size: SizeJson {
+                slug: &self.size_slug,
+                memory,
+                vcpus,
+                disk,
+                transfer: 2.0,
+                price_monthly: if self.gpu { 3000.0 } else { 12.0 },
+                price_hourly: if self.gpu { 4.5 } else { 0.01786 },
+                regions: region,
+                available: true,
+                description: if self.gpu { "GPU" } else { "Basic" },
             },
-            "size_slug": self.size_slug,
-            "networks": {"v4": v4, "v6": v6},
-            "region": {
-                "name": region_name(&self.region), "slug": self.region, "features": ["private_networking", "backups", "ipv6", "metadata"],
-                "available": true, "sizes": [self.size_slug]
+            size_slug: &self.size_slug,
+            networks: NetworksJson { v4, v6 },
+            region: RegionJson {
+                name: region_name(&self.region),
+                slug: &self.region,
+                features: &["private_networking", "backups", "ipv6", "metadata"],
+                available: true,
+                sizes: size_slug,
             },
-            "tags": self.tags,
-        });
-        if let Some(vpc) = &self.vpc_uuid {
-            d["vpc_uuid"] = json!(vpc);
+            tags: &self.tags,
+            vpc_uuid: self.vpc_uuid.as_deref(),
+            gpu_info: self.gpu.then_some(GpuJson {
+                count: 1,
+                model: "nvidia_h100",
+                vram: AmountJson {
+                    amount: 80,
+                    unit: "gib",
+                },
+            }),
         }
-        if self.gpu {
-            d["gpu_info"] =
-                json!({"count": 1, "model": "nvidia_h100", "vram": {"amount": 80, "unit": "gib"}});
-        }
-        d
     }
+}
+
+/// A Droplet as `GET /v2/droplets` renders it (every field the spec requires).
+#[derive(Debug, Serialize)]
+pub struct DropletJson<'a> {
+    id: u64,
+    name: &'a str,
+    memory: u64,
+    vcpus: u64,
+    disk: u64,
+    disk_info: [DiskInfoJson; 1],
+    locked: bool,
+    status: &'a str,
+    kernel: (),
+    created_at: &'a str,
+    features: &'static [&'static str],
+    backup_ids: [u64; 0],
+    next_backup_window: (),
+    snapshot_ids: [u64; 0],
+    image: ImageJson<'a>,
+    volume_ids: [u64; 0],
+    size: SizeJson<'a>,
+    size_slug: &'a str,
+    networks: NetworksJson<'a>,
+    region: RegionJson<'a>,
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpc_uuid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_info: Option<GpuJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct DiskInfoJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    size: AmountJson,
+}
+
+#[derive(Debug, Serialize)]
+struct AmountJson {
+    amount: u64,
+    unit: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct GpuJson {
+    count: u64,
+    model: &'static str,
+    vram: AmountJson,
+}
+
+/// Every Droplet's image: Ubuntu 24.04, as the spec's example.
+#[derive(Debug, Serialize)]
+struct ImageJson<'a> {
+    id: u64,
+    name: &'static str,
+    distribution: &'static str,
+    slug: &'static str,
+    public: bool,
+    regions: &'a [String],
+    created_at: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    min_disk_size: u64,
+    size_gigabytes: f64,
+    description: &'static str,
+    tags: [u8; 0],
+    status: &'static str,
+    error_message: &'static str,
+}
+
+impl<'a> ImageJson<'a> {
+    fn ubuntu(regions: &'a [String]) -> Self {
+        ImageJson {
+            id: 129211873,
+            name: "24.04 (LTS) x64",
+            distribution: "Ubuntu",
+            slug: "ubuntu-24-04-x64",
+            public: true,
+            regions,
+            created_at: "2024-04-24T17:21:48Z",
+            kind: "base",
+            min_disk_size: 7,
+            size_gigabytes: 2.44,
+            description: "Ubuntu 24.04 (LTS) x64",
+            tags: [],
+            status: "available",
+            error_message: "",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SizeJson<'a> {
+    slug: &'a str,
+    memory: u64,
+    vcpus: u64,
+    disk: u64,
+    transfer: f64,
+    price_monthly: f64,
+    price_hourly: f64,
+    regions: &'a [String],
+    available: bool,
+    description: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct NetworksJson<'a> {
+    v4: [NetJson<'a>; 2],
+    v6: Vec<NetJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum NetmaskJson {
+    V4(&'static str),
+    V6(u8),
+}
+
+#[derive(Debug, Serialize)]
+struct NetJson<'a> {
+    ip_address: &'a str,
+    netmask: NetmaskJson,
+    gateway: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct RegionJson<'a> {
+    name: &'static str,
+    slug: &'a str,
+    features: &'static [&'static str],
+    available: bool,
+    sizes: &'a [String],
 }
 
 pub fn region_name(slug: &str) -> &'static str {

@@ -137,7 +137,10 @@ pub struct ClientConfig {
     pub token: Token,
     /// Items per list page (the API allows up to 200).
     pub per_page: u32,
-    /// Pages fetched at once after the first.
+    /// Pages of one list fetched at once after the first [50]: 10,000 Droplets (50 pages of
+    /// 200) are read in two round trips, the first page and then the rest. The count of
+    /// requests, which the API's limits are about (250 a minute, 5,000 an hour), is the same
+    /// whatever this is.
     pub page_concurrency: usize,
     /// Attempts per request, the first included.
     pub max_attempts: u32,
@@ -159,7 +162,7 @@ impl ClientConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             token,
             per_page: 200,
-            page_concurrency: 8,
+            page_concurrency: 50,
             max_attempts: 6,
             max_retry_time: Duration::from_secs(120),
             base_backoff: Duration::from_millis(250),
