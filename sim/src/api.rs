@@ -399,8 +399,10 @@ async fn list_droplets(
         }
     };
     // Only the requested page is rendered: listing 10,000 Droplets page by page stays linear.
-    let st = app.lock();
-    let ids: Vec<u64> = st
+    // Its Droplets are copied under the lock and rendered after it, so that concurrent pages
+    // render in parallel.
+    let ids: Vec<u64> = app
+        .lock()
         .droplets
         .values()
         // As the API: `tag_name` filters the default list, which never holds GPU Droplets.
@@ -419,13 +421,24 @@ async fn list_droplets(
         "droplets",
         ids.len(),
         |start, end| {
-            ids[start..end]
-                .iter()
-                .filter_map(|id| st.droplets.get(id))
-                .map(|d| d.rendered())
-                .collect::<Vec<_>>()
+            let st = app.lock();
+            Rendered(
+                ids[start..end]
+                    .iter()
+                    .filter_map(|id| st.droplets.get(id).cloned())
+                    .collect(),
+            )
         },
     )
+}
+
+/// Droplets serialised as the API renders them.
+struct Rendered(Vec<crate::state::SimDroplet>);
+
+impl serde::Serialize for Rendered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|d| d.rendered()))
+    }
 }
 
 fn parse_id(id: &str) -> Result<u64, Response> {

@@ -1,7 +1,9 @@
 //! The evaluation context: indexes over a snapshot, built once per evaluation and shared by
 //! every rule family.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use crate::digitalocean::{Droplet, Firewall, InboundRule, Protocol, RuleAction, Vpc};
 use crate::net::{Cidr, Family};
@@ -41,6 +43,8 @@ pub(crate) struct Ctx<'a> {
     default_vpc: HashMap<&'a str, &'a Vpc>,
     /// Per VPC key: environment and tenant values and how many Droplets carry each.
     pub groups: HashMap<String, VpcGroup>,
+    /// Per distinct set of covering firewalls: the exposure findings it gives a Droplet.
+    exposure: RefCell<HashMap<Vec<usize>, Rc<Vec<Finding>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +116,7 @@ impl<'a> Ctx<'a> {
             vpcs,
             default_vpc,
             groups: HashMap::new(),
+            exposure: RefCell::default(),
         };
         let env_prefix = &policy.vpc.environment_tag_prefix;
         let tenant_prefix = &policy.vpc.tenant_tag_prefix;
@@ -148,6 +153,23 @@ impl<'a> Ctx<'a> {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// The exposure findings of a set of covering firewalls (`fws`, as [`Ctx::covering`] gives
+    /// it), computed by `compute` the first time the set is seen in this evaluation.
+    pub fn exposure_memo(
+        &self,
+        fws: &[usize],
+        compute: impl FnOnce() -> Vec<Finding>,
+    ) -> Rc<Vec<Finding>> {
+        if let Some(f) = self.exposure.borrow().get(fws) {
+            return Rc::clone(f);
+        }
+        let found = Rc::new(compute());
+        self.exposure
+            .borrow_mut()
+            .insert(fws.to_vec(), Rc::clone(&found));
+        found
     }
 
     /// The region's default VPC, if known.

@@ -121,12 +121,15 @@ pub async fn read(
             Err(why) => tracing::info!(reason = %why, "the re-check reads the whole account"),
         }
     }
+    let started = std::time::Instant::now();
     let snapshot = Snapshot::fetch(client).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "lists read");
     if let Some(store) = store {
         if let Some(cache) = CachedAccount::of(&snapshot, Utc::now()) {
             if let Err(e) = cache.save(store).await {
                 tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
             }
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "full read cached");
         }
     }
     Ok(snapshot)

@@ -93,17 +93,25 @@ pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut
         check_missing(ctx, d, out);
         return;
     }
-    let rules = covering_rules(ctx, fws);
-    let checks: [(&str, ExposureCheck); 3] = [
-        (FIREWALL_SSH_OPEN, check_ssh_open),
-        (FIREWALL_WORLD_OPEN, check_world_open),
-        (FIREWALL_FORBIDDEN_PORT, check_forbidden_port),
-    ];
-    for (rule, check) in checks {
-        if ctx.enabled(rule) {
-            out.extend(check(ctx, d, &rules));
-        }
-    }
+    // The exposure depends only on the covering firewalls: worked out once per distinct set
+    // (most Droplets share theirs), then given to each Droplet.
+    let shared = ctx.exposure_memo(fws, || {
+        let rules = covering_rules(ctx, fws);
+        let checks: [(&str, ExposureCheck); 3] = [
+            (FIREWALL_SSH_OPEN, check_ssh_open),
+            (FIREWALL_WORLD_OPEN, check_world_open),
+            (FIREWALL_FORBIDDEN_PORT, check_forbidden_port),
+        ];
+        checks
+            .into_iter()
+            .filter(|(rule, _)| ctx.enabled(rule))
+            .filter_map(|(_, check)| check(ctx, d, &rules))
+            .collect()
+    });
+    out.extend(shared.iter().map(|f| Finding {
+        resource: droplet_resource(d),
+        ..f.clone()
+    }));
     if ctx.enabled(FIREWALL_NOT_APPLIED) {
         out.extend(check_not_applied(ctx, d, fws));
     }
