@@ -167,6 +167,9 @@ pub struct FleetSpec {
     pub ssh_keys: bool,
     /// Give the first Droplets one defect of each kind, in order (the demo shows them all).
     pub every_defect: bool,
+    /// Firewalls added beyond the generator's own (benchmarks of accounts with ~1,000): each
+    /// allows only tcp 443 from the world, to 5 clean Droplets by id. They change no finding.
+    pub extra_firewalls: usize,
 }
 
 impl FleetSpec {
@@ -178,6 +181,7 @@ impl FleetSpec {
             gpu_every: 25,
             ssh_keys: true,
             every_defect: false,
+            extra_firewalls: 0,
         }
     }
 }
@@ -521,6 +525,24 @@ pub fn generate(spec: &FleetSpec) -> State {
             resource_type: "firewall".into(),
             resource_id: fw.id.clone(),
         });
+        st.firewalls.push(fw);
+    }
+
+    let clean: Vec<u64> = profiles
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p == Profile::Clean)
+        .map(|(i, _)| 300_000_000 + i as u64 * 7 + 1)
+        .collect();
+    for (n, ids) in clean
+        .chunks(5)
+        .cycle()
+        .take(spec.extra_firewalls)
+        .enumerate()
+    {
+        let https = vec![rule(Protocol::Tcp, "443", world())];
+        let mut fw = firewall(&mut rng, &format!("service-{n:04}"), https, vec![]);
+        fw.droplet_ids = ids.to_vec();
         st.firewalls.push(fw);
     }
 

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+
+/// Lambda's limit on a response: 6 MB.
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -129,6 +132,9 @@ impl Emulator {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // Lambda takes responses up to 6 MB (quotas: "Invocation payload"), and answers
+            // 413 past it; axum's default (2 MB) refused a 10,000-Droplet report.
+            .layer(axum::extract::DefaultBodyLimit::max(RESPONSE_LIMIT))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -53,12 +53,17 @@ impl SimDroplet {
                 kind: "private",
             },
         ];
-        let v6: Vec<NetJson<'_>> = self.ipv6.as_deref().map(|ip| NetJson {
-            ip_address: ip,
-            netmask: NetmaskJson::V6(64),
-            gateway: "2001:db8::1",
-            kind: "public",
-        }).into_iter().collect();
+        let v6: Vec<NetJson<'_>> = self
+            .ipv6
+            .as_deref()
+            .map(|ip| NetJson {
+                ip_address: ip,
+                netmask: NetmaskJson::V6(64),
+                gateway: "2001:db8::1",
+                kind: "public",
+            })
+            .into_iter()
+            .collect();
         let region = std::slice::from_ref(&self.region);
         let size_slug = std::slice::from_ref(&self.size_slug);
         DropletJson {

@@ -1,7 +1,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
-use shared::service::{poll_actions, Deps};
+use shared::service::{fit_response, poll_actions, Deps, LAMBDA_RESPONSE_LIMIT};
 
 /// Pages of `/v2/actions` read at most per poll (200 actions a page).
 const MAX_PAGES: u64 = 10;
@@ -23,7 +23,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         cursor = out.cursor,
         "poll finished"
     );
-    Ok(serde_json::to_value(out)?)
+    Ok(fit_response(
+        serde_json::to_value(out)?,
+        LAMBDA_RESPONSE_LIMIT,
+    ))
 }
 
 #[cfg(test)]

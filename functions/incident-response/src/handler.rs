@@ -1,6 +1,8 @@
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
-use shared::service::{incident, Deps, IncidentRequest, ServiceError};
+use shared::service::{
+    fit_response, incident, Deps, IncidentRequest, ServiceError, LAMBDA_RESPONSE_LIMIT,
+};
 
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let started = std::time::Instant::now();
@@ -10,7 +12,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
     tracing::info!(request_id = %ctx.request_id, action = ?req.action, droplets = req.droplet_ids.len(), "incident response");
     let out = incident(deps, req).await;
     shared::metrics::emit("incident-response", out.as_ref().ok(), started.elapsed());
-    Ok(out?)
+    Ok(fit_response(out?, LAMBDA_RESPONSE_LIMIT))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
-use shared::service::{scheduled_run, Deps};
+use shared::service::{fit_response, scheduled_run, Deps, LAMBDA_RESPONSE_LIMIT};
 
 /// Accepts the EventBridge "Scheduled Event" envelope, or whatever constant input a
 /// Scheduler schedule sends: either way, the whole account is checked.
@@ -29,7 +29,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         api_requests = report.run.api_requests,
         "run finished"
     );
-    Ok(serde_json::to_value(report)?)
+    Ok(fit_response(
+        serde_json::to_value(report)?,
+        LAMBDA_RESPONSE_LIMIT,
+    ))
 }
 
 #[cfg(test)]

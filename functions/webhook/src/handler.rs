@@ -1,6 +1,6 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use shared::service::{handle_webhook, Deps, HttpReply};
+use shared::service::{fit_response, handle_webhook, Deps, HttpReply, LAMBDA_RESPONSE_LIMIT};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -39,7 +39,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(Response::builder()
         .status(reply.status)
         .header("content-type", "application/json")
-        .body(Body::Text(reply.body.to_string()))?)
+        .body(Body::Text(
+            fit_response(reply.body, LAMBDA_RESPONSE_LIMIT).to_string(),
+        ))?)
 }
 
 #[cfg(test)]

@@ -69,6 +69,11 @@ impl<'a> Entry<'a> {
 }
 
 impl<'a> Ledger<'a> {
+    /// The state store the ledger writes to.
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
     pub fn new(store: &'a Store, run_id: &str, trigger: &str) -> Self {
         Ledger {
             store,

@@ -2,6 +2,7 @@
 //! actions poller. The function crates only parse the event, call these, and shape the answer.
 
 mod config;
+mod fit;
 mod notify;
 mod publish;
 
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub use config::{parse_secret_list, policy_from_env};
+pub use fit::{fit_response, LAMBDA_RESPONSE_LIMIT};
 pub use notify::Notifier;
 pub use publish::{dated_key, publish_html, LATEST_KEY, LINK_VALIDITY};
 

@@ -146,6 +146,34 @@ impl CachedAccount {
         Ok(cache)
     }
 
+    /// Adds (or updates) a firewall this tool just created or changed in the cached full read,
+    /// so that re-checks until the next full read know it (the baseline firewall above all:
+    /// without it, each re-check would plan to create it again). A missing or unreadable
+    /// cache is left alone; a cache that cannot be written is logged.
+    pub async fn remember_firewall(store: &Store, fw: &crate::digitalocean::Firewall) {
+        let Ok(Some(bytes)) = crate::store::StateStore::get(store, CACHE_KEY).await else {
+            return;
+        };
+        let Ok(mut cache) = serde_json::from_slice::<CachedAccount>(&bytes) else {
+            return;
+        };
+        if cache.version != CACHE_VERSION || bytes.len() > MAX_CACHE_BYTES {
+            return;
+        }
+        cache.firewalls.retain(|f| f.id != fw.id);
+        cache.firewalls.insert(
+            0,
+            CachedFirewall {
+                id: fw.id.clone(),
+                name: cut(&fw.name),
+                tags: fw.tags.clone(),
+            },
+        );
+        if let Err(e) = cache.save(store).await {
+            tracing::warn!(error = %e, firewall = %fw.id, "the cached full read does not know the new firewall");
+        }
+    }
+
     /// The id of a firewall named `name` as the full read found it (the first in its list).
     pub fn firewall_named(&self, name: &str) -> Option<&str> {
         self.firewalls

@@ -129,7 +129,10 @@ pub async fn read(
             if let Err(e) = cache.save(store).await {
                 tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
             }
-            tracing::debug!(ms = started.elapsed().as_millis() as u64, "full read cached");
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "full read cached"
+            );
         }
     }
     Ok(snapshot)

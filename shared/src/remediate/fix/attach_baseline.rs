@@ -19,6 +19,7 @@ use crate::remediate::RemediateError;
 use crate::report::{Change, ChangeResource, Finding, ResourceType};
 use crate::rules::firewall::{denying, exposure_text, parse_all, Rule};
 use crate::rules::FIREWALL_MISSING;
+use crate::snapshot::cache::CachedAccount;
 
 const WORLD: [&str; 2] = ["0.0.0.0/0", "::/0"];
 
@@ -316,6 +317,9 @@ async fn create(
 ) -> Result<(Change, Option<String>), RemediateError> {
     cx.ledger.intend_step(s).await?;
     let r = ensure_firewall(cx.client, request, Known::Absent).await;
+    if let Ok(e) = &r {
+        CachedAccount::remember_firewall(cx.ledger.store(), &e.kept).await;
+    }
     let (id, after, result) = match &r {
         Ok(e) => {
             let fw = &e.kept;

@@ -1,7 +1,7 @@
 //! `make bench`: dropletguard's benchmarks, on the simulator over loopback. Writes
 //! BENCHMARKS.md. Medians of several runs; every row says the command that reproduces it.
 //!
-//! Usage: bench [--quick] [--out FILE] [--huge-body-only (prints section 6 alone)]
+//! Usage: bench [--quick] [--out FILE] [--huge-body-only | --events-only (prints section 6 or 7 alone)]
 //! It expects the release binaries (`dropletguard` and the functions) beside itself.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shared::digitalocean::Droplet;
 use sim::{fleet, FleetSpec, Sim};
+
+mod events;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -439,6 +441,17 @@ async fn main() -> Res<()> {
     }
     let policy = std::env::temp_dir().join("dg-bench-policy.toml");
     std::fs::write(&policy, sim::FLEET_POLICY)?;
+    if args.iter().any(|a| a == "--events-only") {
+        let mut misses = Vec::new();
+        print!(
+            "{}",
+            events::section(&dir, &policy, runs, &mut misses).await?
+        );
+        for m in misses {
+            println!("- missed: {m}");
+        }
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--huge-body-only") {
         let mut misses = Vec::new();
         print!(
@@ -462,7 +475,7 @@ async fn main() -> Res<()> {
 
     // 1 and 2: full audit vs the per-Droplet baseline.
     md.push_str("## 1. Full audit, and 2. the per-Droplet baseline\n\n");
-    md.push_str("`dropletguard audit --format json` as a process (the fleet generator's seed 1, its `FLEET_POLICY`), beside a \
+    md.push_str("`dropletguard audit --format json` as a process (the fleet generator's seed 1 with one firewall per 10 Droplets, its `FLEET_POLICY`), beside a \
                  script-style audit that lists Droplets page by page and then asks `GET /v2/droplets/{id}/firewalls` \
                  for each, one request at a time. Peak RSS is GNU time's maximum resident set size of the audit process.\n\n");
     md.push_str("| Droplets | latency | requests | wall (median) | peak RSS | baseline requests | baseline wall | requests ratio | wall ratio |\n");
@@ -472,7 +485,7 @@ async fn main() -> Res<()> {
     let mut baseline_requests_0ms = None;
     for &n in &[100usize, 1_000, 10_000] {
         for &lat in &[0u64, 50] {
-            let mut state = fleet::generate(&FleetSpec::new(n, 1));
+            let mut state = events::fleet(n);
             state.faults.latency_ms = lat;
             let s = Sim::start_local("bench-token", state).await?;
             let mut walls = Vec::new();
@@ -681,6 +694,7 @@ async fn main() -> Res<()> {
     }
 
     md.push_str(&huge_body_bench(&dg, &policy, runs, &mut misses).await?);
+    md.push_str(&events::section(&dir, &policy, runs, &mut misses).await?);
 
     md.push_str("## Targets missed\n\n");
     if misses.is_empty() {

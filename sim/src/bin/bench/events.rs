@@ -1,0 +1,474 @@
+//! Section 7 (issue 10): what each entry point costs in API requests at 100, 1,000 and 10,000
+//! Droplets (one firewall per 10), the hourly total at 10,000, and the full audit beside a
+//! floor client that only fetches the same pages.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sim::{fleet, FleetSpec, Sim, State};
+
+use super::{median, Res};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The benchmark fleet: seed 1, one extra firewall per 10 Droplets (10,000 Droplets: ~1,000).
+pub fn fleet(n: usize) -> State {
+    fleet::generate(&FleetSpec {
+        extra_firewalls: n / 10,
+        ..FleetSpec::new(n, 1)
+    })
+}
+
+/// Requests the simulator answered since it was last cleared: (reads, writes).
+fn cost(sim: &Sim) -> (usize, usize) {
+    let log = sim.requests();
+    let reads = log.iter().filter(|r| r.method == "GET").count();
+    (reads, log.len() - reads)
+}
+
+/// `dropletguard ARGS` with its state in `state`; its JSON output.
+async fn cli(bin: &Path, sim: &Sim, state: &Path, args: &[&str]) -> Res<Value> {
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .env("DROPLETGUARD_STATE_DIR", state)
+        .env("DIGITALOCEAN_API_URL", sim.url())
+        .env("DIGITALOCEAN_TOKEN", &sim.token)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    if out.status.code() == Some(2) {
+        return Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One invocation of a function binary under the Runtime API emulator, its state in `state`.
+async fn invoke(bin: &Path, sim: &Sim, state: &Path, policy: &Path, payload: &Value) -> Res<()> {
+    let name = bin
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("function");
+    let emu = sim::lambda::Emulator::start(name).await?;
+    let mut child = tokio::process::Command::new(bin)
+        .envs(emu.env())
+        .env("DIGITALOCEAN_API_URL", sim.url())
+        .env("DIGITALOCEAN_TOKEN", &sim.token)
+        .env("DROPLETGUARD_STATE_DIR", state)
+        .env("DROPLETGUARD_POLICY", policy)
+        .env("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let out = emu
+        .invoke(payload.to_string().as_bytes(), Duration::from_secs(120))
+        .await;
+    let _ = child.kill().await;
+    emu.stop();
+    match out {
+        Ok(sim::lambda::Outcome::Response(_)) => Ok(()),
+        other => Err(format!("{name}: {other:?}").into()),
+    }
+}
+
+/// A signed delivery as API Gateway (HTTP API, payload 2.0) hands it to the function.
+fn delivery(body: &str) -> Res<Value> {
+    let secret = shared::webhook::Secret::parse(SECRET)?;
+    let ts = chrono::Utc::now().timestamp();
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let sig = shared::webhook::sign(&secret, &id, ts, body.as_bytes());
+    Ok(json!({
+        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+        "headers": {"webhook-id": id, "webhook-timestamp": ts.to_string(), "webhook-signature": sig,
+                    "content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+                           "domainPrefix": "api", "http": {"method": "POST", "path": "/webhook",
+                           "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},
+                           "requestId": "id", "routeKey": "POST /webhook", "stage": "$default",
+                           "time": "25/Nov/2026:19:00:00 +0000", "timeEpoch": 0},
+        "body": body, "isBase64Encoded": false
+    }))
+}
+
+fn scheduled() -> Value {
+    json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+}
+
+/// The first Droplet a report finds failing `rule`.
+fn failing(report: &Value, rule: &str) -> Res<u64> {
+    report["findings"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .find(|f| f["rule"] == rule && f["resource"]["type"] == "droplet")
+        })
+        .and_then(|f| f["resource"]["id"].as_str())
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("no Droplet fails {rule}").into())
+}
+
+/// One row per entry point: (what, reads, writes).
+type Row = (&'static str, usize, usize);
+
+/// Every entry point's cost on a fresh fleet of `n`, in the order a deployment meets them.
+async fn costs(bins: &Path, policy: &Path, enforce: &Path, n: usize) -> Res<Vec<Row>> {
+    let dg = bins.join("dropletguard");
+    let sim = Sim::start_local("bench-token", fleet(n)).await?;
+    let state = tempdir();
+    let fn_state = tempdir();
+    let p = policy.to_str().ok_or("policy path")?;
+    let e = enforce.to_str().ok_or("policy path")?;
+    let mut rows = Vec::new();
+    let mut measure = |what: &'static str, sim: &Sim| {
+        let (r, w) = cost(sim);
+        rows.push((what, r, w));
+        sim.clear_requests();
+    };
+
+    let full = cli(
+        &dg,
+        &sim,
+        &state,
+        &["audit", "--format", "json", "--policy", p],
+    )
+    .await?;
+    measure("`audit` (full; caches the read)", &sim);
+    let some = failing(&full, "firewall.world-open")?.to_string();
+    cli(
+        &dg,
+        &sim,
+        &state,
+        &[
+            "audit",
+            "--format",
+            "json",
+            "--policy",
+            p,
+            "--droplet",
+            &some,
+        ],
+    )
+    .await?;
+    measure("`audit --droplet ID`", &sim);
+    let bare = failing(&full, "firewall.missing")?.to_string();
+    cli(
+        &dg,
+        &sim,
+        &state,
+        &[
+            "remediate",
+            "--format",
+            "json",
+            "--policy",
+            e,
+            "--droplet",
+            &bare,
+        ],
+    )
+    .await?;
+    measure(
+        "`remediate --droplet ID` attaching the baseline (creates it)",
+        &sim,
+    );
+    let bare2 = strip_firewalls(&sim, &bare)?;
+    cli(
+        &dg,
+        &sim,
+        &state,
+        &[
+            "remediate",
+            "--format",
+            "json",
+            "--policy",
+            e,
+            "--droplet",
+            &bare2,
+        ],
+    )
+    .await?;
+    measure(
+        "`remediate --droplet ID` attaching the baseline (it exists)",
+        &sim,
+    );
+
+    invoke(
+        &bins.join("scheduled-audit"),
+        &sim,
+        &fn_state,
+        policy,
+        &scheduled(),
+    )
+    .await?;
+    measure(
+        "scheduled-audit (full run, audit mode; caches the read)",
+        &sim,
+    );
+    let body = format!(r#"{{"type":"droplet.updated","data":{{"droplet_id":{some}}}}}"#);
+    invoke(
+        &bins.join("webhook"),
+        &sim,
+        &fn_state,
+        policy,
+        &delivery(&body)?,
+    )
+    .await?;
+    measure("webhook: `droplet.updated`, one Droplet", &sim);
+    tag_fifty(&sim).await?;
+    let body = r#"{"type":"tag.changed","data":{"tag":"bench-50"}}"#;
+    invoke(
+        &bins.join("webhook"),
+        &sim,
+        &fn_state,
+        policy,
+        &delivery(body)?,
+    )
+    .await?;
+    measure("webhook: `tag.changed`, a tag on 50 Droplets", &sim);
+    invoke(
+        &bins.join("actions-poller"),
+        &sim,
+        &fn_state,
+        policy,
+        &scheduled(),
+    )
+    .await?;
+    sim.clear_requests();
+    let id: u64 = some.parse()?;
+    sim.with_state(|st| st.record_action("reboot", Some(id), "nyc3", "completed"));
+    invoke(
+        &bins.join("actions-poller"),
+        &sim,
+        &fn_state,
+        policy,
+        &scheduled(),
+    )
+    .await?;
+    measure("actions-poller: one new action on one Droplet", &sim);
+    invoke(
+        &bins.join("actions-poller"),
+        &sim,
+        &fn_state,
+        policy,
+        &scheduled(),
+    )
+    .await?;
+    measure("actions-poller: nothing new", &sim);
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(state);
+    let _ = std::fs::remove_dir_all(fn_state);
+    Ok(rows)
+}
+
+fn tempdir() -> PathBuf {
+    std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Another Droplet without a firewall: one that loses the tags attaching its firewalls (in
+/// the simulator's state, not counted).
+fn strip_firewalls(sim: &Sim, bare: &str) -> Res<String> {
+    sim.with_state(|st| {
+        let by_id: std::collections::BTreeSet<u64> = st
+            .firewalls
+            .iter()
+            .flat_map(|f| f.droplet_ids.iter().copied())
+            .collect();
+        let fw_tags: std::collections::BTreeSet<String> = st
+            .firewalls
+            .iter()
+            .flat_map(|f| f.tags.iter().cloned())
+            .collect();
+        let d = st
+            .droplets
+            .values_mut()
+            .find(|d| d.id.to_string() != bare && !by_id.contains(&d.id))?;
+        d.tags.retain(|t| !fw_tags.contains(t));
+        Some(d.id.to_string())
+    })
+    .ok_or_else(|| "no Droplet to strip of its firewalls".into())
+}
+
+/// Tags 50 Droplets `bench-50` (not counted: the requests are cleared after).
+async fn tag_fifty(sim: &Sim) -> Res<()> {
+    let ids: Vec<u64> = sim.with_state(|st| st.droplets.keys().copied().take(50).collect());
+    let client = shared::digitalocean::Client::new(shared::digitalocean::ClientConfig::new(
+        sim.url(),
+        shared::digitalocean::Token::new(&sim.token),
+    ))?;
+    client.create_tag("bench-50").await?;
+    client.tag_droplets("bench-50", &ids).await?;
+    sim.clear_requests();
+    Ok(())
+}
+
+/// The floor: the same first pages at once, then every other page at once, bytes only.
+async fn floor_once(sim: &Sim) -> Res<(usize, f64)> {
+    let http = reqwest::Client::new();
+    let lists = [
+        "/v2/droplets?",
+        "/v2/droplets?type=gpus&",
+        "/v2/firewalls?",
+        "/v2/vpcs?",
+        "/v2/account/keys?",
+    ];
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{}{path}", sim.url());
+        let token = sim.token.clone();
+        async move {
+            let resp = http.get(url).bearer_auth(token).send().await?;
+            resp.bytes().await
+        }
+    };
+    let started = Instant::now();
+    let first =
+        futures::future::try_join_all(lists.iter().map(|l| get(format!("{l}per_page=200&page=1"))))
+            .await?;
+    let mut rest = Vec::new();
+    for (l, body) in lists.iter().zip(&first) {
+        let v: Value = serde_json::from_slice(body)?;
+        let pages = v["meta"]["total"].as_u64().unwrap_or(0).div_ceil(200);
+        rest.extend((2..=pages).map(|p| get(format!("{l}per_page=200&page={p}"))));
+    }
+    let requests = first.len() + rest.len();
+    futures::future::try_join_all(rest).await?;
+    Ok((requests, started.elapsed().as_secs_f64() * 1000.0))
+}
+
+/// The full audit's wall time and peak RSS beside the floor client's, at 10,000 Droplets and
+/// 50 ms latency.
+async fn floor_rows(
+    bins: &Path,
+    policy: &Path,
+    runs: usize,
+    misses: &mut Vec<String>,
+) -> Res<String> {
+    let mut state = fleet(10_000);
+    state.faults.latency_ms = 50;
+    let sim = Sim::start_local("bench-token", state).await?;
+    let (mut ours, mut rss, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut our_requests, mut floor_requests) = (0, 0);
+    for _ in 0..runs {
+        let r = super::audit_once(&bins.join("dropletguard"), &sim, policy).await?;
+        ours.push(r.wall_ms);
+        rss.push(r.rss_kb as f64 / 1024.0);
+        our_requests = r.requests;
+        let (n, ms) = floor_once(&sim).await?;
+        floor.push(ms);
+        floor_requests = n;
+    }
+    sim.shutdown().await;
+    let (ours, rss, floor) = (median(ours), median(rss), median(floor));
+    if ours > 250.0 {
+        misses.push(format!(
+            "the full audit of 10,000 Droplets at 50 ms took {ours:.0} ms (target 250 ms; the floor client {floor:.0} ms)"
+        ));
+    }
+    if rss > 64.0 {
+        misses.push(format!(
+            "the full audit peaked at {rss:.1} MB (target 64 MB)"
+        ));
+    }
+    Ok(format!(
+        "| `dropletguard audit --format json` (process: read, evaluate, history, report) | {our_requests} | {ours:.0} ms | {rss:.1} MB |\n\
+         | floor client: the same first pages at once, then all the rest at once; bytes only, nothing decoded | {floor_requests} | {floor:.0} ms | |\n"
+    ))
+}
+
+/// Section 7 of BENCHMARKS.md.
+pub async fn section(
+    bins: &Path,
+    policy: &Path,
+    runs: usize,
+    misses: &mut Vec<String>,
+) -> Res<String> {
+    let mut md = String::from("## 7. Event cost and the API budget (issue 10)\n\n");
+    md.push_str(
+        "Requests per entry point (GET / other), each on the fleet of section 1 (seed 1, one firewall per 10 Droplets: \
+         10,000 Droplets have 1,020 firewalls), in this order, against one simulator per size: the CLI with one state \
+         directory, the functions (release binaries under the Runtime API emulator) with another. Re-checks build on the \
+         full read the first `audit` (CLI) or the `scheduled-audit` run (functions) cached. Policy: `FLEET_POLICY`; the \
+         remediations add `[rules.\"firewall.missing\"] mode = \"enforce\"`.\n\n",
+    );
+    let enforce = std::env::temp_dir().join("dg-bench-enforce.toml");
+    std::fs::write(
+        &enforce,
+        format!(
+            "{}\n[rules.\"firewall.missing\"]\nmode = \"enforce\"\n",
+            sim::FLEET_POLICY
+        ),
+    )?;
+    let sizes = [100usize, 1_000, 10_000];
+    let mut table: Vec<Vec<Row>> = Vec::new();
+    for n in sizes {
+        table.push(costs(bins, policy, &enforce, n).await?);
+        eprintln!("event costs at {n} Droplets measured");
+    }
+    md.push_str("| entry point | 100 Droplets | 1,000 | 10,000 | target at 10,000 |\n|---|---:|---:|---:|---|\n");
+    let targets: [(&str, usize, Option<usize>); 4] = [
+        ("`audit --droplet ID`", 6, None),
+        (
+            "`remediate --droplet ID` attaching the baseline (creates it)",
+            16,
+            Some(16),
+        ),
+        ("webhook: `droplet.updated`, one Droplet", 8, None),
+        ("webhook: `tag.changed`, a tag on 50 Droplets", 12, None),
+    ];
+    for (i, (what, ..)) in table[0].iter().enumerate() {
+        let cells: Vec<String> = table
+            .iter()
+            .map(|rows| format!("{} / {}", rows[i].1, rows[i].2))
+            .collect();
+        let (r, w) = (table[2][i].1, table[2][i].2);
+        let target = targets.iter().find(|t| t.0 == *what);
+        let text = match target {
+            Some((_, max, Some(_))) => format!("≤ {max} requests, writes included"),
+            Some((_, max, None)) => format!("≤ {max} reads"),
+            None => String::new(),
+        };
+        match target {
+            Some((_, max, Some(_))) if r + w > *max => misses.push(format!(
+                "{what}: {} requests at 10,000 (target {max})",
+                r + w
+            )),
+            Some((_, max, None)) if r > *max => {
+                misses.push(format!("{what}: {r} reads at 10,000 (target {max})"))
+            }
+            _ => {}
+        }
+        md.push_str(&format!(
+            "| {what} | {} | {} | {} | {text} |\n",
+            cells[0], cells[1], cells[2]
+        ));
+    }
+    let at = |what: &str| -> usize {
+        table[2]
+            .iter()
+            .find(|r| r.0.starts_with(what))
+            .map(|r| r.1 + r.2)
+            .unwrap_or(0)
+    };
+    let (schedule, poll, event) = (
+        at("scheduled-audit"),
+        at("actions-poller: one new"),
+        at("webhook: `droplet.updated`"),
+    );
+    let hourly = schedule + 12 * poll + 100 * event;
+    md.push_str(&format!(
+        "\n**Hourly total at 10,000 Droplets:** an hourly `scheduled-audit` ({schedule}), a 5-minute `actions-poller` that \
+         finds one new action each time (12 × {poll}) and 100 one-Droplet webhooks (100 × {event}): **{hourly} requests** of \
+         the token's 5,000 (target ≤ 1,500). The 20% reserve keeps 1,000 of them for incident response.\n\n"
+    ));
+    if hourly > 1_500 {
+        misses.push(format!(
+            "the hourly total at 10,000 Droplets is {hourly} requests (target 1,500)"
+        ));
+    }
+    md.push_str("### The full audit beside the floor\n\n10,000 Droplets, 50 ms latency, medians of the runs.\n\n");
+    md.push_str("| client | requests | wall | peak RSS |\n|---|---:|---:|---:|\n");
+    md.push_str(&floor_rows(bins, policy, runs, misses).await?);
+    md.push_str("\nReproduce: `make bench` (this section is `sim/src/bin/bench/events.rs`).\n\n");
+    Ok(md)
+}
