@@ -148,6 +148,7 @@ pub async fn audit(
         Vec::new(),
     );
     report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
+    report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
     Ok(report)
 }
 

@@ -324,3 +324,155 @@ async fn a_recheck_says_how_old_the_account_keys_are() {
     assert!(!sim.requests().iter().any(|q| q.path == "/v2/account/keys"));
     sim.shutdown().await;
 }
+
+/// A Droplet of the fleet stripped of what attaches its firewalls (in the simulator's state).
+fn strip_firewalls(sim: &Sim, not: u64) -> u64 {
+    sim.with_state(|st| {
+        let by_id: BTreeSet<u64> = st
+            .firewalls
+            .iter()
+            .flat_map(|f| f.droplet_ids.iter().copied())
+            .collect();
+        let fw_tags: BTreeSet<String> = st
+            .firewalls
+            .iter()
+            .flat_map(|f| f.tags.iter().cloned())
+            .collect();
+        let d = st
+            .droplets
+            .values_mut()
+            .find(|d| d.id != not && !by_id.contains(&d.id) && !d.gpu)
+            .expect("a Droplet to strip");
+        d.tags.retain(|t| !fw_tags.contains(t));
+        d.id
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rechecks_that_attach_the_baseline_create_it_once_within_their_budget() {
+    let sim = start(generate(&FleetSpec {
+        extra_firewalls: 250,
+        ..spec(500)
+    }))
+    .await;
+    let (_dir, store) = cached(&sim).await;
+    let full = reference(&sim).await;
+    let first = failing(&full, "firewall.missing");
+    let second = strip_firewalls(&sim, first);
+    let policy = Policy::parse(
+        &format!("{FLEET_POLICY}\n[rules.\"firewall.missing\"]\nmode = \"enforce\"\n"),
+        "p.toml",
+    )
+    .expect("policy");
+    let ssh = SshAccess::default();
+    for id in [first, second] {
+        sim.clear_requests();
+        let opts = shared::remediate::RemediateOptions {
+            scope: no_ssh(Some([id].into())),
+            dry_run: false,
+            trigger: "cli",
+            ssh: &ssh,
+            now: None,
+            ignore_grace: false,
+        };
+        let r = shared::remediate::remediate(&client(&sim), &policy, &store, opts)
+            .await
+            .expect("remediate");
+        let sent: Vec<String> = sim
+            .requests()
+            .iter()
+            .map(|q| format!("{} {}", q.method, q.path))
+            .collect();
+        assert!(sent.len() <= 16, "Droplet {id}: {sent:?}");
+        assert!(
+            !sent.iter().any(|s| s.starts_with("DELETE")),
+            "no duplicate made and removed: {sent:?}"
+        );
+        assert!(
+            r.changes.iter().all(|c| c.result == "ok"),
+            "{:?}",
+            r.changes
+        );
+        assert!(
+            !r.findings.iter().any(|f| f.rule == "firewall.missing"),
+            "Droplet {id} is covered: {:?}",
+            r.findings
+        );
+    }
+    let baselines = sim.with_state(|st| {
+        st.firewalls
+            .iter()
+            .filter(|f| f.name == "dropletguard-baseline")
+            .count()
+    });
+    assert_eq!(
+        baselines, 1,
+        "the second re-check found the first one's baseline"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_reads_each_page_once_and_a_tag_event_what_it_touches() {
+    use shared::service::{handle_webhook, scheduled_run, Deps};
+    use shared::webhook::{sign, Secret};
+    let sim = start(generate(&FleetSpec {
+        extra_firewalls: 300,
+        ..FleetSpec::new(1_000, 4)
+    }))
+    .await;
+    let dir = tempfile::tempdir().expect("state");
+    let mut deps = Deps::new(
+        client(&sim),
+        Store::Dir(DirStore::new(dir.path())),
+        policy(),
+    );
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    deps.webhook_secrets = vec![Secret::parse(secret).expect("secret")];
+    let report = scheduled_run(&deps, "schedule").await.expect("run");
+    let log = sim.requests();
+    let asked: BTreeSet<(String, String, String)> = log
+        .iter()
+        .map(|q| (q.method.clone(), q.path.clone(), q.query.clone()))
+        .collect();
+    assert_eq!(
+        asked.len(),
+        log.len(),
+        "each page once (the HTML report reads nothing more): {log:?}"
+    );
+    assert_eq!(report.run.api_requests as usize, log.len());
+
+    let ids: Vec<u64> = sim.with_state(|st| st.droplets.keys().copied().take(50).collect());
+    let c = client(&sim);
+    c.create_tag("batch-50").await.expect("tag");
+    c.tag_droplets("batch-50", &ids).await.expect("tagged");
+    sim.clear_requests();
+    let body = r#"{"type":"tag.changed","data":{"tag":"batch-50"}}"#;
+    let now = chrono::Utc::now().timestamp();
+    let sig = sign(
+        &Secret::parse(secret).expect("secret"),
+        "msg_tag50",
+        now,
+        body.as_bytes(),
+    );
+    let headers = vec![
+        ("webhook-id".to_string(), "msg_tag50".to_string()),
+        ("webhook-timestamp".to_string(), now.to_string()),
+        ("webhook-signature".to_string(), sig),
+    ];
+    let r = handle_webhook(&deps, &headers, body.as_bytes(), now).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["summary"]["droplets"], 50);
+    let reads: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|q| q.method == "GET")
+        .map(|q| format!("{}?{}", q.path, q.query))
+        .collect();
+    assert!(reads.len() <= 12, "{reads:?}");
+    assert!(
+        !reads.iter().any(|q| q.starts_with("/v2/droplets/")),
+        "the tag's list already gave the Droplets: {reads:?}"
+    );
+    sim.shutdown().await;
+}

@@ -97,6 +97,7 @@ pub async fn remediate(
         info.cap_reached = plan.cap_reached;
         let mut report = Report::new(info, &ids, findings, Vec::new());
         report.exemptions_expiring = expiring(&policy.exemptions, tracker.now());
+        report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
         return Ok(report);
     }
     let run_key = record_plan(store, &run, &plan).await?;
@@ -134,6 +135,7 @@ pub async fn remediate(
     }
     info.cap_reached = plan.cap_reached;
     let mut report = Report::new(info, &ids, findings, changes);
+    report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
     let coverage = Coverage::of(&opts.scope, policy);
     tracker
         .commit(store, &mut report, policy, (&coverage, &earlier))

@@ -161,19 +161,53 @@ fn vpc_label(d: &Droplet, vpcs: &BTreeMap<String, String>) -> String {
     }
 }
 
-/// The page with the matrix grouped by VPC: a few more API requests (see
-/// [`vpcs_of_findings`]), not counted in the report's `api_requests`. When they fail, the page
-/// still renders, with Droplets under [`UNKNOWN_GROUP`].
+/// The VPC label of each Droplet with a finding (Droplet id → `name`, `VPC <id>` when the VPC
+/// list did not name it, `default VPC (<region>)` without `vpc_uuid`), from a run's snapshot.
+pub fn vpc_labels(
+    snapshot: &crate::snapshot::Snapshot,
+    findings: &[super::Finding],
+) -> BTreeMap<String, String> {
+    let names: BTreeMap<String, String> = snapshot
+        .vpcs
+        .as_ref()
+        .map(|l| l.iter().map(|v| (v.id.clone(), v.name.clone())).collect())
+        .unwrap_or_default();
+    let wanted: BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f.resource.kind == super::ResourceType::Droplet)
+        .map(|f| f.resource.id.as_str())
+        .collect();
+    snapshot
+        .droplets
+        .iter()
+        .filter(|d| wanted.contains(d.id.to_string().as_str()))
+        .map(|d| (d.id.to_string(), vpc_label(d, &names)))
+        .collect()
+}
+
+/// The page with the matrix grouped by VPC: from the run's own read ([`Report::vpc_of`]), or
+/// for a report without it a few more API requests (see [`vpcs_of_findings`]), not counted in
+/// the report's `api_requests`. When they fail, the page still renders, with Droplets under
+/// [`UNKNOWN_GROUP`].
 pub async fn to_html_by_vpc(
     client: &Client,
     report: &Report,
     trend: &[RunPoint],
 ) -> Result<String, HtmlError> {
-    let groups = match vpcs_of_findings(client, report).await {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::warn!(error = %e, "the HTML report's VPC grouping could not be read");
-            BTreeMap::new()
+    // The run's own read gave each Droplet's VPC; a report read back from JSON has none.
+    let has_droplets = report
+        .findings
+        .iter()
+        .any(|f| f.resource.kind == super::ResourceType::Droplet);
+    let groups = if !report.vpc_of.is_empty() || !has_droplets {
+        report.vpc_of.clone()
+    } else {
+        match vpcs_of_findings(client, report).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "the HTML report's VPC grouping could not be read");
+                BTreeMap::new()
+            }
         }
     };
     to_html(

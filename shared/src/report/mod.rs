@@ -174,6 +174,10 @@ pub struct Report {
     /// This run as the findings index recorded it (new and resolved counts), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<crate::history::RunSummary>,
+    /// The VPC of each Droplet with a finding (Droplet id → VPC label), from the run's own
+    /// read, for the HTML report's matrix. Not part of the JSON report.
+    #[serde(skip)]
+    pub vpc_of: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -197,6 +201,7 @@ impl Report {
             resolved: Vec::new(),
             exemptions_expiring: Vec::new(),
             history: None,
+            vpc_of: BTreeMap::new(),
         }
     }
 
