@@ -119,11 +119,12 @@ pub async fn audit(
 ) -> Result<Report, AuditError> {
     let run = Run::start(trigger, client);
     let started = std::time::Instant::now();
-    let mut snapshot = match crate::snapshot::read(client, store, policy, scope).await {
-        Ok(s) => s,
-        Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
-        Err(e) => return Err(e.into()),
-    };
+    let (mut snapshot, cache_write) =
+        match crate::snapshot::read(client, store, policy, scope).await {
+            Ok(s) => s,
+            Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
+            Err(e) => return Err(e.into()),
+        };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         droplets = snapshot.droplets.len(),
@@ -149,6 +150,7 @@ pub async fn audit(
     );
     report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
     report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
+    cache_write.finish().await;
     Ok(report)
 }
 
@@ -163,6 +165,7 @@ pub async fn audit_recorded(
     trigger: &str,
     ssh: &SshAccess,
 ) -> Result<Report, AuditError> {
+    let started = std::time::Instant::now();
     let tracker = Tracker::load(store, Utc::now()).await;
     let mut report = audit(client, policy, Some(store), scope, trigger, ssh).await?;
     if report.run.stopped_early {
@@ -183,5 +186,9 @@ pub async fn audit_recorded(
     if let Err(e) = recorded {
         tracing::warn!(error = %e, "findings history not updated");
     }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "findings history recorded"
+    );
     Ok(report)
 }

@@ -72,8 +72,12 @@ pub async fn remediate(
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
     let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
-    let mut snapshot = match crate::snapshot::read(client, Some(store), policy, &opts.scope).await {
-        Ok(s) => s,
+    let read = crate::snapshot::read(client, Some(store), policy, &opts.scope).await;
+    let mut snapshot = match read {
+        Ok((s, cache_write)) => {
+            cache_write.finish().await;
+            s
+        }
         Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
         Err(e) => return Err(e.into()),
     };
@@ -156,7 +160,8 @@ async fn reread(
         fresh: Vec::new(),
         ..opts.scope.clone()
     };
-    let mut s = crate::snapshot::read(client, Some(store), policy, &scope).await?;
+    let (mut s, cache_write) = crate::snapshot::read(client, Some(store), policy, &scope).await?;
+    cache_write.finish().await;
     observe(&mut s, policy, &opts.scope, opts.ssh).await;
     let mut f = evaluate(&s, policy, &opts.scope);
     tracker.prepare(&mut f, &s.droplets, policy);

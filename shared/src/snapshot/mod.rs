@@ -103,39 +103,54 @@ impl Scope {
     }
 }
 
+/// The write of a full read to the cache, running beside the rest of the run. Await
+/// [`CacheWrite::finish`] before the run ends (a Lambda is frozen once it answers).
+#[derive(Debug, Default)]
+#[must_use = "the cache write must be awaited with finish() before the run ends"]
+pub struct CacheWrite(Option<tokio::task::JoinHandle<()>>);
+
+impl CacheWrite {
+    /// Waits for the write (its failure was logged).
+    pub async fn finish(self) {
+        if let Some(h) = self.0 {
+            let _ = h.await;
+        }
+    }
+}
+
 /// Reads the account for a run over `scope`. A re-check (`scope` names Droplets) with a state
 /// store builds on the last full read when one no older than `[api] snapshot_max_age` is
 /// cached there ([`targeted::read`]); otherwise, and for whole-account runs, everything is
-/// read ([`Snapshot::fetch`]) and, when complete, cached for the re-checks that follow (a
-/// cache that cannot be written is logged, never fatal).
+/// read ([`Snapshot::fetch`]) and, when complete, cached for the re-checks that follow: the
+/// write runs while the run goes on ([`CacheWrite`]); one that fails is logged, never fatal.
 pub async fn read(
     client: &Client,
     store: Option<&Store>,
     policy: &Policy,
     scope: &Scope,
-) -> Result<Snapshot, ApiError> {
+) -> Result<(Snapshot, CacheWrite), ApiError> {
     if let (Some(ids), Some(store)) = (&scope.droplet_ids, store) {
         let max_age = policy.api.snapshot_max_age.0;
         match CachedAccount::load(store, Utc::now(), max_age).await {
-            Ok(cache) => return targeted::read(client, &cache, policy, ids, &scope.fresh).await,
+            Ok(cache) => {
+                let snapshot = targeted::read(client, &cache, policy, ids, &scope.fresh).await?;
+                return Ok((snapshot, CacheWrite::default()));
+            }
             Err(why) => tracing::info!(reason = %why, "the re-check reads the whole account"),
         }
     }
     let started = std::time::Instant::now();
     let snapshot = Snapshot::fetch(client).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "lists read");
-    if let Some(store) = store {
-        if let Some(cache) = CachedAccount::of(&snapshot, Utc::now()) {
-            if let Err(e) = cache.save(store).await {
+    let cache = store.and_then(|s| Some((s.clone(), CachedAccount::of(&snapshot, Utc::now())?)));
+    let write = cache.map(|(store, cache)| {
+        tokio::spawn(async move {
+            if let Err(e) = cache.save(&store).await {
                 tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
             }
-            tracing::debug!(
-                ms = started.elapsed().as_millis() as u64,
-                "full read cached"
-            );
-        }
-    }
-    Ok(snapshot)
+        })
+    });
+    Ok((snapshot, CacheWrite(write)))
 }
 
 impl Snapshot {
