@@ -72,12 +72,8 @@ pub async fn remediate(
 ) -> Result<Report, RemediateError> {
     let run = Run::start(opts.trigger, client);
     let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
-    let read = crate::snapshot::read(client, Some(store), policy, &opts.scope).await;
-    let mut snapshot = match read {
-        Ok((s, cache_write)) => {
-            cache_write.finish().await;
-            s
-        }
+    let mut snapshot = match read(client, store, policy, &opts.scope).await {
+        Ok(s) => s,
         Err(e) if e.is_reserve() => return Ok(run.stopped(client, &e)),
         Err(e) => return Err(e.into()),
     };
@@ -96,56 +92,108 @@ pub async fn remediate(
     );
     if opts.dry_run {
         annotate(&plan, &kept, &mut findings, None);
-        let mut info = run.finish_over(client, &snapshot);
-        info.dry_run = true;
-        info.cap_reached = plan.cap_reached;
-        let mut report = Report::new(info, &ids, findings, Vec::new());
+        let mut report = report_over(&run, client, &snapshot, &ids, (findings, Vec::new()), &plan);
+        report.run.dry_run = true;
         report.exemptions_expiring = expiring(&policy.exemptions, tracker.now());
-        report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
         return Ok(report);
     }
-    let run_key = record_plan(store, &run, &plan).await?;
     let earlier = findings.clone();
-    let ledger = Ledger::new(store, &run.id, &run.trigger);
-    let mut cx = ApplyContext {
+    let (run_key, changes) = act(client, policy, store, (&run, &plan), opts.ssh).await?;
+    let before = (snapshot, findings);
+    let (snapshot, mut findings, stopped) = now_true(
         client,
+        store,
         policy,
-        ledger,
-        ssh: opts.ssh,
-    };
-    // Changes a stopped run announced and never recorded: recorded now, and reported.
-    let mut changes = cx.ledger.reconcile().await?;
-    changes.extend(apply::apply(&mut cx, &plan).await?);
-    // What is true now.
-    let mut stopped = None;
-    let (snapshot, mut findings) = if changes.is_empty() {
-        (snapshot, findings)
-    } else {
-        match reread(client, store, policy, &opts, &tracker).await {
-            // The reserve stops the re-read: report what was found before the changes.
-            Err(RemediateError::Api(e)) if e.is_reserve() => {
-                stopped = Some(e.to_string());
-                (snapshot, findings)
-            }
-            r => r?,
-        }
-    };
+        (&opts, &tracker),
+        before,
+        !changes.is_empty(),
+    )
+    .await?;
     annotate(&plan, &kept, &mut findings, Some(&changes));
-    let mut info = run.finish_over(client, &snapshot);
+    let mut report = report_over(&run, client, &snapshot, &ids, (findings, changes), &plan);
     if let Some(why) = stopped {
-        info.incomplete.push(why);
-        info.complete = false;
-        info.stopped_early = true;
+        report.run.incomplete.push(why);
+        report.run.complete = false;
+        report.run.stopped_early = true;
     }
-    info.cap_reached = plan.cap_reached;
-    let mut report = Report::new(info, &ids, findings, changes);
-    report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
     let coverage = Coverage::of(&opts.scope, policy);
     tracker
         .commit(store, &mut report, policy, (&coverage, &earlier))
         .await?;
     store.put_json(&run_key, &report).await?;
     Ok(report)
+}
+
+/// Records the plan, then applies it (after recording the changes a stopped run announced and
+/// never recorded); the run's record key and every change.
+async fn act(
+    client: &Client,
+    policy: &Policy,
+    store: &Store,
+    (run, plan): (&Run, &Plan),
+    ssh: &SshAccess,
+) -> Result<(String, Vec<Change>), RemediateError> {
+    let run_key = record_plan(store, run, plan).await?;
+    let ledger = Ledger::new(store, &run.id, &run.trigger);
+    let mut cx = ApplyContext {
+        client,
+        policy,
+        ledger,
+        ssh,
+    };
+    let mut changes = cx.ledger.reconcile().await?;
+    changes.extend(apply::apply(&mut cx, plan).await?);
+    Ok((run_key, changes))
+}
+
+/// The account for the run (its cache write finished).
+async fn read(
+    client: &Client,
+    store: &Store,
+    policy: &Policy,
+    scope: &Scope,
+) -> Result<Snapshot, ApiError> {
+    let (snapshot, cache_write) = crate::snapshot::read(client, Some(store), policy, scope).await?;
+    cache_write.finish().await;
+    Ok(snapshot)
+}
+
+/// The run's report over `snapshot`: its record, the findings and changes, the plan's cap, and
+/// each Droplet's VPC for the HTML page.
+fn report_over(
+    run: &Run,
+    client: &Client,
+    snapshot: &Snapshot,
+    ids: &[u64],
+    (findings, changes): (Vec<Finding>, Vec<Change>),
+    plan: &Plan,
+) -> Report {
+    let mut info = run.finish_over(client, snapshot);
+    info.cap_reached = plan.cap_reached;
+    let mut report = Report::new(info, ids, findings, changes);
+    report.vpc_of = crate::report::html::vpc_labels(snapshot, &report.findings);
+    report
+}
+
+/// What is true after the changes: the account read again when something `changed`. When the
+/// reserve stops that read, what was found `before` the changes, and why.
+async fn now_true(
+    client: &Client,
+    store: &Store,
+    policy: &Policy,
+    (opts, tracker): (&RemediateOptions<'_>, &Tracker),
+    before: (Snapshot, Vec<Finding>),
+    changed: bool,
+) -> Result<(Snapshot, Vec<Finding>, Option<String>), RemediateError> {
+    if !changed {
+        return Ok((before.0, before.1, None));
+    }
+    match reread(client, store, policy, opts, tracker).await {
+        Err(RemediateError::Api(e)) if e.is_reserve() => {
+            Ok((before.0, before.1, Some(e.to_string())))
+        }
+        r => r.map(|(s, f)| (s, f, None)),
+    }
 }
 
 /// The account as it is after the changes, evaluated (a re-check reads its Droplets again).
@@ -160,8 +208,7 @@ async fn reread(
         fresh: Vec::new(),
         ..opts.scope.clone()
     };
-    let (mut s, cache_write) = crate::snapshot::read(client, Some(store), policy, &scope).await?;
-    cache_write.finish().await;
+    let mut s = read(client, store, policy, &scope).await?;
     observe(&mut s, policy, &opts.scope, opts.ssh).await;
     let mut f = evaluate(&s, policy, &opts.scope);
     tracker.prepare(&mut f, &s.droplets, policy);

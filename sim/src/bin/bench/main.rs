@@ -467,7 +467,7 @@ async fn main() -> Res<()> {
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     md.push_str("# Benchmarks\n\n");
     md.push_str(&format!(
-        "Measured {date} on {}, by `make bench` (the `bench` binary in `sim/src/bin/bench.rs`), against the \
+        "Measured {date} on {}, by `make bench` (the `bench` binary in `sim/src/bin/bench/`), against the \
          DigitalOcean API simulator over loopback. Medians of {runs} runs. These machines are shared and \
          noisy: compare ratios and orders of magnitude, not single milliseconds.\n\n",
         machine()
