@@ -367,6 +367,27 @@ impl State {
         id
     }
 
+    /// Leaves one regular Droplet other than `not` without a firewall: it loses the tags that
+    /// attach firewalls (one no firewall holds by id is chosen). Its id, if there was one.
+    pub fn uncover_one(&mut self, not: u64) -> Option<u64> {
+        let by_id: BTreeSet<u64> = self
+            .firewalls
+            .iter()
+            .flat_map(|f| f.droplet_ids.iter().copied())
+            .collect();
+        let fw_tags: BTreeSet<String> = self
+            .firewalls
+            .iter()
+            .flat_map(|f| f.tags.iter().cloned())
+            .collect();
+        let d = self
+            .droplets
+            .values_mut()
+            .find(|d| d.id != not && !by_id.contains(&d.id) && !d.gpu)?;
+        d.tags.retain(|t| !fw_tags.contains(t));
+        Some(d.id)
+    }
+
     /// Appends an action to `/v2/actions`; returns its id.
     pub fn record_action(
         &mut self,

@@ -325,29 +325,6 @@ async fn a_recheck_says_how_old_the_account_keys_are() {
     sim.shutdown().await;
 }
 
-/// A Droplet of the fleet stripped of what attaches its firewalls (in the simulator's state).
-fn strip_firewalls(sim: &Sim, not: u64) -> u64 {
-    sim.with_state(|st| {
-        let by_id: BTreeSet<u64> = st
-            .firewalls
-            .iter()
-            .flat_map(|f| f.droplet_ids.iter().copied())
-            .collect();
-        let fw_tags: BTreeSet<String> = st
-            .firewalls
-            .iter()
-            .flat_map(|f| f.tags.iter().cloned())
-            .collect();
-        let d = st
-            .droplets
-            .values_mut()
-            .find(|d| d.id != not && !by_id.contains(&d.id) && !d.gpu)
-            .expect("a Droplet to strip");
-        d.tags.retain(|t| !fw_tags.contains(t));
-        d.id
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rechecks_that_attach_the_baseline_create_it_once_within_their_budget() {
     let sim = start(generate(&FleetSpec {
@@ -358,7 +335,9 @@ async fn rechecks_that_attach_the_baseline_create_it_once_within_their_budget() 
     let (_dir, store) = cached(&sim).await;
     let full = reference(&sim).await;
     let first = failing(&full, "firewall.missing");
-    let second = strip_firewalls(&sim, first);
+    let second = sim
+        .with_state(|st| st.uncover_one(first))
+        .expect("a Droplet to uncover");
     let policy = Policy::parse(
         &format!("{FLEET_POLICY}\n[rules.\"firewall.missing\"]\nmode = \"enforce\"\n"),
         "p.toml",

@@ -152,42 +152,32 @@ async fn costs(bins: &Path, policy: &Path, enforce: &Path, n: usize) -> Res<Vec<
     )
     .await?;
     measure("`audit --droplet ID`", &sim);
-    let bare = failing(&full, "firewall.missing")?.to_string();
-    cli(
-        &dg,
-        &sim,
-        &state,
-        &[
-            "remediate",
-            "--format",
-            "json",
-            "--policy",
-            e,
-            "--droplet",
-            &bare,
-        ],
-    )
-    .await?;
+    let bare = failing(&full, "firewall.missing")?;
+    let remediate_one = |id: u64| {
+        let id = id.to_string();
+        let (dg, sim, state) = (&dg, &sim, &state);
+        async move {
+            let args = [
+                "remediate",
+                "--format",
+                "json",
+                "--policy",
+                e,
+                "--droplet",
+                &id,
+            ];
+            cli(dg, sim, state, &args).await
+        }
+    };
+    remediate_one(bare).await?;
     measure(
         "`remediate --droplet ID` attaching the baseline (creates it)",
         &sim,
     );
-    let bare2 = strip_firewalls(&sim, &bare)?;
-    cli(
-        &dg,
-        &sim,
-        &state,
-        &[
-            "remediate",
-            "--format",
-            "json",
-            "--policy",
-            e,
-            "--droplet",
-            &bare2,
-        ],
-    )
-    .await?;
+    let bare2 = sim
+        .with_state(|st| st.uncover_one(bare))
+        .ok_or("no Droplet to uncover")?;
+    remediate_one(bare2).await?;
     measure(
         "`remediate --droplet ID` attaching the baseline (it exists)",
         &sim,
@@ -263,30 +253,6 @@ async fn costs(bins: &Path, policy: &Path, enforce: &Path, n: usize) -> Res<Vec<
 
 fn tempdir() -> PathBuf {
     std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple()))
-}
-
-/// Another Droplet without a firewall: one that loses the tags attaching its firewalls (in
-/// the simulator's state, not counted).
-fn strip_firewalls(sim: &Sim, bare: &str) -> Res<String> {
-    sim.with_state(|st| {
-        let by_id: std::collections::BTreeSet<u64> = st
-            .firewalls
-            .iter()
-            .flat_map(|f| f.droplet_ids.iter().copied())
-            .collect();
-        let fw_tags: std::collections::BTreeSet<String> = st
-            .firewalls
-            .iter()
-            .flat_map(|f| f.tags.iter().cloned())
-            .collect();
-        let d = st
-            .droplets
-            .values_mut()
-            .find(|d| d.id.to_string() != bare && !by_id.contains(&d.id))?;
-        d.tags.retain(|t| !fw_tags.contains(t));
-        Some(d.id.to_string())
-    })
-    .ok_or_else(|| "no Droplet to strip of its firewalls".into())
 }
 
 /// Tags 50 Droplets `bench-50` (not counted: the requests are cleared after).
