@@ -168,5 +168,16 @@ async fn the_cli_audit_exits_2_at_the_reserve() {
     let r = run.json();
     assert_eq!(r["run"]["complete"], false);
     assert_eq!(r["run"]["stopped_early"], true);
+    let table = cli(&sim, &["audit", "--no-ssh"]).await;
+    assert_eq!(table.code, 2, "{}", table.stderr);
+    assert!(
+        table.stdout.contains(
+            "(stopped early: the rest of the hour's API requests are kept for incident response)"
+        ) && table
+            .stdout
+            .contains("kept for incident response ([api] reserve_percent)"),
+        "{}",
+        table.stdout
+    );
     sim.shutdown().await;
 }

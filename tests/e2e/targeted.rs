@@ -455,3 +455,30 @@ async fn a_scheduled_run_reads_each_page_once_and_a_tag_event_what_it_touches() 
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_rechecks_over_the_full_read_in_its_state_directory() {
+    let sim = start(generate(&spec(40))).await;
+    let state = tempfile::tempdir().expect("state");
+    let dir = state.path().to_str().expect("utf-8");
+    let env = [("DROPLETGUARD_STATE_DIR", dir)];
+    let policy = tempfile::NamedTempFile::new().expect("policy");
+    std::fs::write(policy.path(), FLEET_POLICY).expect("write");
+    let p = policy.path().to_str().expect("utf-8");
+    let full = cli_env(&sim.url(), &sim.token, &["audit", "--policy", p], &env).await;
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    assert!(!full.stdout.contains("a re-check over"), "{}", full.stdout);
+    let id = sim
+        .with_state(|st| st.droplets.keys().next().copied())
+        .expect("id")
+        .to_string();
+    let args = ["audit", "--policy", p, "--droplet", &id];
+    let one = cli_env(&sim.url(), &sim.token, &args, &env).await;
+    assert!(
+        one.stdout
+            .contains("3 API requests (a re-check over the full read of 20"),
+        "{}",
+        one.stdout
+    );
+    sim.shutdown().await;
+}

@@ -126,6 +126,13 @@ fn summary_line(report: &Report) -> String {
         report.findings.len(),
         s.changes,
         report.run.api_requests,
-        if report.run.complete { "" } else { " (incomplete: some checks could not be made)" }
+        match (report.run.complete, report.run.stopped_early) {
+            (_, true) => " (stopped early: the rest of the hour's API requests are kept for incident response)".to_string(),
+            (false, false) => " (incomplete: some checks could not be made)".to_string(),
+            (true, false) => match &report.run.built_on_full_read {
+                Some(at) => format!(" (a re-check over the full read of {at})"),
+                None => String::new(),
+            },
+        }
     )
 }
