@@ -112,143 +112,98 @@ fn failing(report: &Value, rule: &str) -> Res<u64> {
 /// One row per entry point: (what, reads, writes).
 type Row = (&'static str, usize, usize);
 
+/// One fleet, the CLI and the functions with a state directory each, and the rows measured.
+struct Account<'a> {
+    sim: Sim,
+    bins: &'a Path,
+    policy: &'a Path,
+    cli_state: PathBuf,
+    fn_state: PathBuf,
+    rows: Vec<Row>,
+}
+
+impl Account<'_> {
+    /// `dropletguard ARGS --format json --policy POLICY` with the CLI's state directory.
+    async fn cli(&self, policy: &Path, args: &[&str]) -> Res<Value> {
+        let p = policy.to_str().ok_or("policy path")?;
+        let mut all = vec!["--format", "json", "--policy", p];
+        all.splice(0..0, args.iter().copied());
+        cli(
+            &self.bins.join("dropletguard"),
+            &self.sim,
+            &self.cli_state,
+            &all,
+        )
+        .await
+    }
+
+    /// One invocation of the function `name` with the functions' state directory.
+    async fn function(&self, name: &str, payload: &Value) -> Res<()> {
+        let bin = self.bins.join(name);
+        invoke(&bin, &self.sim, &self.fn_state, self.policy, payload).await
+    }
+
+    /// Records what the requests since the last row cost, as `what`.
+    fn measure(&mut self, what: &'static str) {
+        let (r, w) = cost(&self.sim);
+        self.rows.push((what, r, w));
+        self.sim.clear_requests();
+    }
+}
+
 /// Every entry point's cost on a fresh fleet of `n`, in the order a deployment meets them.
 async fn costs(bins: &Path, policy: &Path, enforce: &Path, n: usize) -> Res<Vec<Row>> {
-    let dg = bins.join("dropletguard");
     let sim = Sim::start_local("bench-token", fleet(n)).await?;
-    let state = tempdir();
-    let fn_state = tempdir();
-    let p = policy.to_str().ok_or("policy path")?;
-    let e = enforce.to_str().ok_or("policy path")?;
-    let mut rows = Vec::new();
-    let mut measure = |what: &'static str, sim: &Sim| {
-        let (r, w) = cost(sim);
-        rows.push((what, r, w));
-        sim.clear_requests();
+    let (cli_state, fn_state) = (tempdir(), tempdir());
+    let mut a = Account {
+        sim,
+        bins,
+        policy,
+        cli_state,
+        fn_state,
+        rows: Vec::new(),
     };
 
-    let full = cli(
-        &dg,
-        &sim,
-        &state,
-        &["audit", "--format", "json", "--policy", p],
-    )
-    .await?;
-    measure("`audit` (full; caches the read)", &sim);
+    let full = a.cli(policy, &["audit"]).await?;
+    a.measure("`audit` (full; caches the read)");
     let some = failing(&full, "firewall.world-open")?.to_string();
-    cli(
-        &dg,
-        &sim,
-        &state,
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--policy",
-            p,
-            "--droplet",
-            &some,
-        ],
-    )
-    .await?;
-    measure("`audit --droplet ID`", &sim);
+    a.cli(policy, &["audit", "--droplet", &some]).await?;
+    a.measure("`audit --droplet ID`");
     let bare = failing(&full, "firewall.missing")?;
-    let remediate_one = |id: u64| {
-        let id = id.to_string();
-        let (dg, sim, state) = (&dg, &sim, &state);
-        async move {
-            let args = [
-                "remediate",
-                "--format",
-                "json",
-                "--policy",
-                e,
-                "--droplet",
-                &id,
-            ];
-            cli(dg, sim, state, &args).await
-        }
-    };
-    remediate_one(bare).await?;
-    measure(
-        "`remediate --droplet ID` attaching the baseline (creates it)",
-        &sim,
-    );
-    let bare2 = sim
+    a.cli(enforce, &["remediate", "--droplet", &bare.to_string()])
+        .await?;
+    a.measure("`remediate --droplet ID` attaching the baseline (creates it)");
+    let bare2 = a
+        .sim
         .with_state(|st| st.uncover_one(bare))
         .ok_or("no Droplet to uncover")?;
-    remediate_one(bare2).await?;
-    measure(
-        "`remediate --droplet ID` attaching the baseline (it exists)",
-        &sim,
-    );
+    a.cli(enforce, &["remediate", "--droplet", &bare2.to_string()])
+        .await?;
+    a.measure("`remediate --droplet ID` attaching the baseline (it exists)");
 
-    invoke(
-        &bins.join("scheduled-audit"),
-        &sim,
-        &fn_state,
-        policy,
-        &scheduled(),
-    )
-    .await?;
-    measure(
-        "scheduled-audit (full run, audit mode; caches the read)",
-        &sim,
-    );
+    a.function("scheduled-audit", &scheduled()).await?;
+    a.measure("scheduled-audit (full run, audit mode; caches the read)");
     let body = format!(r#"{{"type":"droplet.updated","data":{{"droplet_id":{some}}}}}"#);
-    invoke(
-        &bins.join("webhook"),
-        &sim,
-        &fn_state,
-        policy,
-        &delivery(&body)?,
-    )
-    .await?;
-    measure("webhook: `droplet.updated`, one Droplet", &sim);
-    tag_fifty(&sim).await?;
+    a.function("webhook", &delivery(&body)?).await?;
+    a.measure("webhook: `droplet.updated`, one Droplet");
+    tag_fifty(&a.sim).await?;
     let body = r#"{"type":"tag.changed","data":{"tag":"bench-50"}}"#;
-    invoke(
-        &bins.join("webhook"),
-        &sim,
-        &fn_state,
-        policy,
-        &delivery(body)?,
-    )
-    .await?;
-    measure("webhook: `tag.changed`, a tag on 50 Droplets", &sim);
-    invoke(
-        &bins.join("actions-poller"),
-        &sim,
-        &fn_state,
-        policy,
-        &scheduled(),
-    )
-    .await?;
-    sim.clear_requests();
+    a.function("webhook", &delivery(body)?).await?;
+    a.measure("webhook: `tag.changed`, a tag on 50 Droplets");
+    // The first poll sets the cursor; the next sees one new action, the last none.
+    a.function("actions-poller", &scheduled()).await?;
+    a.sim.clear_requests();
     let id: u64 = some.parse()?;
-    sim.with_state(|st| st.record_action("reboot", Some(id), "nyc3", "completed"));
-    invoke(
-        &bins.join("actions-poller"),
-        &sim,
-        &fn_state,
-        policy,
-        &scheduled(),
-    )
-    .await?;
-    measure("actions-poller: one new action on one Droplet", &sim);
-    invoke(
-        &bins.join("actions-poller"),
-        &sim,
-        &fn_state,
-        policy,
-        &scheduled(),
-    )
-    .await?;
-    measure("actions-poller: nothing new", &sim);
-    sim.shutdown().await;
-    let _ = std::fs::remove_dir_all(state);
-    let _ = std::fs::remove_dir_all(fn_state);
-    Ok(rows)
+    a.sim
+        .with_state(|st| st.record_action("reboot", Some(id), "nyc3", "completed"));
+    a.function("actions-poller", &scheduled()).await?;
+    a.measure("actions-poller: one new action on one Droplet");
+    a.function("actions-poller", &scheduled()).await?;
+    a.measure("actions-poller: nothing new");
+    a.sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&a.cli_state);
+    let _ = std::fs::remove_dir_all(&a.fn_state);
+    Ok(a.rows)
 }
 
 fn tempdir() -> PathBuf {
