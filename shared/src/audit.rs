@@ -60,9 +60,8 @@ impl Run {
     /// The record of a run that stopped before reading the account, to keep the requests
     /// held for incident response (`e` is the [`ApiError::Reserve`] that stopped it).
     pub fn stopped(&self, client: &Client, e: &ApiError) -> Report {
-        tracing::warn!(error = %e, "the run stopped early to keep the incident-response reserve");
-        let mut info = self.finish(client, vec![e.to_string()]);
-        info.stopped_early = true;
+        let mut info = self.finish(client, Vec::new());
+        info.stop_early(e.to_string());
         Report::new(info, &[], Vec::new(), Vec::new())
     }
 

@@ -112,9 +112,7 @@ pub async fn remediate(
     annotate(&plan, &kept, &mut findings, Some(&changes));
     let mut report = report_over(&run, client, &snapshot, &ids, (findings, changes), &plan);
     if let Some(why) = stopped {
-        report.run.incomplete.push(why);
-        report.run.complete = false;
-        report.run.stopped_early = true;
+        report.run.stop_early(why);
     }
     let coverage = Coverage::of(&opts.scope, policy);
     tracker

@@ -147,6 +147,17 @@ pub struct RunInfo {
     pub stopped_early: bool,
 }
 
+impl RunInfo {
+    /// Marks the run as stopped early to keep the incident-response reserve, `why` (the
+    /// [`crate::digitalocean::ApiError::Reserve`] message) among its incomplete reasons.
+    pub fn stop_early(&mut self, why: String) {
+        tracing::warn!(error = %why, "the run stopped early to keep the incident-response reserve");
+        self.incomplete.push(why);
+        self.complete = false;
+        self.stopped_early = true;
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub droplets: usize,

@@ -350,7 +350,11 @@ pub async fn handle_webhook(
         Err(e) => {
             release(deps, &key).await;
             tracing::error!(error = %e, "webhook processing failed");
-            let status = if is_reserve(&e) { 503 } else { 500 };
+            let status = if reserve_error(&e).is_some() {
+                503
+            } else {
+                500
+            };
             reply(status, json!({"error": e.to_string()}))
         }
     }
@@ -364,13 +368,15 @@ async fn release(deps: &Deps, key: &str) {
     }
 }
 
-/// Whether a run failed only to keep the incident-response reserve.
-fn is_reserve(e: &ServiceError) -> bool {
-    match e {
-        ServiceError::Api(e) | ServiceError::Remediate(RemediateError::Api(e)) => e.is_reserve(),
-        ServiceError::Remediate(RemediateError::Audit(AuditError::Api(e))) => e.is_reserve(),
-        _ => false,
-    }
+/// The [`ApiError::Reserve`] a run failed with, when it failed only to keep the
+/// incident-response reserve.
+fn reserve_error(e: &ServiceError) -> Option<&ApiError> {
+    let api = match e {
+        ServiceError::Api(e) | ServiceError::Remediate(RemediateError::Api(e)) => e,
+        ServiceError::Remediate(RemediateError::Audit(AuditError::Api(e))) => e,
+        _ => return None,
+    };
+    api.is_reserve().then_some(api)
 }
 
 /// The size limit, the signature over the exact bytes, then the event.
@@ -641,18 +647,11 @@ pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, Se
     let last = cursor.as_ref().map(|c| c.last_action_id);
     let polled = poll_once(deps, &run, last, max_pages).await;
     let (outcome, report) = match polled {
-        Err(e) if is_reserve(&e) => {
-            let e = e.to_string();
-            tracing::warn!(error = %e, "the poll stopped early to keep the incident-response reserve");
-            let mut info = run.finish(&deps.client, vec![e]);
-            info.stopped_early = true;
-            let report = Report::new(info, &[], Vec::new(), Vec::new());
-            (None, report)
-        }
-        r => {
-            let (outcome, report) = r?;
-            (Some(outcome), report)
-        }
+        Ok((outcome, report)) => (Some(outcome), report),
+        Err(e) => match reserve_error(&e) {
+            Some(reserve) => (None, run.stopped(&deps.client, reserve)),
+            None => return Err(e),
+        },
     };
     // Only after a re-check that finished: a failed or stopped one is retried from the same
     // cursor.
