@@ -44,31 +44,43 @@ async fn cli(bin: &Path, sim: &Sim, state: &Path, args: &[&str]) -> Res<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// One invocation of a function binary under the Runtime API emulator, its state in `state`.
-async fn invoke(bin: &Path, sim: &Sim, state: &Path, policy: &Path, payload: &Value) -> Res<()> {
+/// One invocation of a function binary under the Runtime API emulator, its state in `state`,
+/// its policy the file `policy` (the built-in default without one); milliseconds from
+/// spawning the binary to its answer.
+pub async fn invoke(
+    bin: &Path,
+    sim: &Sim,
+    state: &Path,
+    policy: Option<&Path>,
+    payload: &Value,
+) -> Res<f64> {
     let name = bin
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("function");
     let emu = sim::lambda::Emulator::start(name).await?;
-    let mut child = tokio::process::Command::new(bin)
-        .envs(emu.env())
+    let started = Instant::now();
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.envs(emu.env())
         .env("DIGITALOCEAN_API_URL", sim.url())
         .env("DIGITALOCEAN_TOKEN", &sim.token)
         .env("DROPLETGUARD_STATE_DIR", state)
-        .env("DROPLETGUARD_POLICY", policy)
         .env("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+        .kill_on_drop(true);
+    if let Some(p) = policy {
+        cmd.env("DROPLETGUARD_POLICY", p);
+    }
+    let mut child = cmd.spawn()?;
     let out = emu
         .invoke(payload.to_string().as_bytes(), Duration::from_secs(120))
         .await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
     let _ = child.kill().await;
     emu.stop();
     match out {
-        Ok(sim::lambda::Outcome::Response(_)) => Ok(()),
+        Ok(sim::lambda::Outcome::Response(_)) => Ok(ms),
         other => Err(format!("{name}: {other:?}").into()),
     }
 }
@@ -140,7 +152,9 @@ impl Account<'_> {
     /// One invocation of the function `name` with the functions' state directory.
     async fn function(&self, name: &str, payload: &Value) -> Res<()> {
         let bin = self.bins.join(name);
-        invoke(&bin, &self.sim, &self.fn_state, self.policy, payload).await
+        invoke(&bin, &self.sim, &self.fn_state, Some(self.policy), payload)
+            .await
+            .map(|_| ())
     }
 
     /// Records what the requests since the last row cost, as `what`.

@@ -252,34 +252,12 @@ fn snapshot_of(n: usize) -> Res<shared::Snapshot> {
     })
 }
 
-async fn function_start(bin: &Path, name: &str, sim: &Sim, payload: &Value) -> Res<f64> {
-    let emu = sim::lambda::Emulator::start(name).await?;
+/// Start to first response of a function binary against `sim`, with a state store of its own.
+async fn function_start(bin: &Path, sim: &Sim, payload: &Value) -> Res<f64> {
     let dir = std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple()));
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(bin)
-        .envs(emu.env())
-        .env("DIGITALOCEAN_API_URL", sim.url())
-        .env("DIGITALOCEAN_TOKEN", &sim.token)
-        .env("DROPLETGUARD_STATE_DIR", &dir)
-        .env(
-            "DROPLETGUARD_WEBHOOK_SECRETS",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let out = emu
-        .invoke(payload.to_string().as_bytes(), Duration::from_secs(30))
-        .await;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let _ = child.kill().await;
-    emu.stop();
+    let ms = events::invoke(bin, sim, &dir, None, payload).await;
     let _ = std::fs::remove_dir_all(dir);
-    match out {
-        Ok(sim::lambda::Outcome::Response(_)) => Ok(ms),
-        other => Err(format!("{name}: {other:?}").into()),
-    }
+    ms
 }
 
 /// A throwaway sshd on a free loopback port (password and keyboard-interactive on), stopped
@@ -642,7 +620,7 @@ async fn main() -> Res<()> {
                 p["headers"]["webhook-signature"] =
                     serde_json::json!(shared::webhook::sign(&secret, &id, ts, wh_body.as_bytes()));
             }
-            t.push(function_start(&bin, name, &s, &p).await?);
+            t.push(function_start(&bin, &s, &p).await?);
         }
         let ms = median(t);
         md.push_str(&format!("| {name} | {size:.1} MB | {ms:.0} ms |\n"));
