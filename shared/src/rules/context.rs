@@ -1,9 +1,8 @@
 //! The evaluation context: indexes over a snapshot, built once per evaluation and shared by
 //! every rule family.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::digitalocean::{Droplet, Firewall, InboundRule, Protocol, RuleAction, Vpc};
 use crate::net::{Cidr, Family};
@@ -44,7 +43,8 @@ pub(crate) struct Ctx<'a> {
     /// Per VPC key: environment and tenant values and how many Droplets carry each.
     pub groups: HashMap<String, VpcGroup>,
     /// Per distinct set of covering firewalls: the exposure findings it gives a Droplet.
-    exposure: RefCell<HashMap<Vec<usize>, Rc<Vec<Finding>>>>,
+    /// Shared by the threads that check Droplets ([`crate::evaluate`]).
+    exposure: Mutex<HashMap<Vec<usize>, Arc<Vec<Finding>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -116,7 +116,7 @@ impl<'a> Ctx<'a> {
             vpcs,
             default_vpc,
             groups: HashMap::new(),
-            exposure: RefCell::default(),
+            exposure: Mutex::default(),
         };
         let env_prefix = &policy.vpc.environment_tag_prefix;
         let tenant_prefix = &policy.vpc.tenant_tag_prefix;
@@ -161,14 +161,16 @@ impl<'a> Ctx<'a> {
         &self,
         fws: &[usize],
         compute: impl FnOnce() -> Vec<Finding>,
-    ) -> Rc<Vec<Finding>> {
-        if let Some(f) = self.exposure.borrow().get(fws) {
-            return Rc::clone(f);
+    ) -> Arc<Vec<Finding>> {
+        // A poisoned memo (a thread panicked) is still a memo: each value was whole when put.
+        let memo = || self.exposure.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = memo().get(fws) {
+            return Arc::clone(f);
         }
-        let found = Rc::new(compute());
-        self.exposure
-            .borrow_mut()
-            .insert(fws.to_vec(), Rc::clone(&found));
+        // Computed outside the lock; two threads meeting the same new set both compute it,
+        // and get the same findings.
+        let found = Arc::new(compute());
+        memo().insert(fws.to_vec(), Arc::clone(&found));
         found
     }
 
