@@ -7,7 +7,7 @@
 
 mod overview;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,11 +141,24 @@ pub const MAX_NAME_CHARS: usize = 255;
 
 /// The resource as the index keeps it: its name cut to [`MAX_NAME_CHARS`].
 fn bounded(r: &crate::report::Resource) -> crate::report::Resource {
-    let mut r = r.clone();
-    if let Some((at, _)) = r.name.char_indices().nth(MAX_NAME_CHARS) {
-        r.name.truncate(at);
+    crate::report::Resource {
+        kind: r.kind,
+        id: r.id.clone(),
+        name: bounded_name(&r.name).to_string(),
     }
-    r
+}
+
+/// `name`'s first [`MAX_NAME_CHARS`] characters.
+fn bounded_name(name: &str) -> &str {
+    match name.char_indices().nth(MAX_NAME_CHARS) {
+        Some((at, _)) => &name[..at],
+        None => name,
+    }
+}
+
+/// Each finding's [`key`], in order.
+fn keys_of(findings: &[Finding]) -> Vec<String> {
+    findings.iter().map(|f| key(&f.rule, &f.resource)).collect()
 }
 
 /// How many past runs the HTML report's trend shows.
@@ -181,25 +194,27 @@ fn point(r: &RunSummary) -> crate::report::RunPoint {
     }
 }
 
-/// A run's view of the history: the index as it was when the run started, and the run's clock.
+/// A run's view of the history: the index and the run summaries as they were when the run
+/// started, and the run's clock.
 #[derive(Debug, Clone)]
 pub struct Tracker {
     index: FindingsIndex,
+    runs: Vec<RunSummary>,
     now: DateTime<Utc>,
 }
 
 impl Tracker {
+    /// Reads the index and the run summaries (both at once).
     pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<Self, StoreError> {
-        Ok(Tracker {
-            index: load_index(store).await?,
-            now,
-        })
+        let (index, runs) = tokio::try_join!(load_index(store), run_summaries(store))?;
+        Ok(Tracker { index, runs, now })
     }
 
     /// A tracker with no history (when no store can be used).
     pub fn empty(now: DateTime<Utc>) -> Self {
         Tracker {
             index: FindingsIndex::default(),
+            runs: Vec::new(),
             now,
         }
     }
@@ -229,21 +244,18 @@ impl Tracker {
         policy: &Policy,
         (coverage, earlier): (&Coverage, &[Finding]),
     ) -> Result<RunSummary, StoreError> {
-        let mut runs = run_summaries(store).await?;
-        let (new, new_critical) = self.record_seen(earlier);
-        let (later, later_critical) = self.record_seen(&report.findings);
+        let mut runs = std::mem::take(&mut self.runs);
+        let (new, new_critical) = self.record_seen(earlier, &keys_of(earlier));
+        let keys = keys_of(&report.findings);
+        let (later, later_critical) = self.record_seen(&report.findings, &keys);
         let new = (new + later, new_critical + later_critical);
         let resolved_now = if report.run.complete {
-            self.resolve_unseen(&report.findings, policy, coverage)
+            self.resolve_unseen(&keys, policy, coverage)
         } else {
             0
         };
-        for f in report.findings.iter_mut() {
-            f.first_seen = self
-                .index
-                .open
-                .get(&key(&f.rule, &f.resource))
-                .map(|e| e.first_seen.clone());
+        for (f, k) in report.findings.iter_mut().zip(&keys) {
+            f.first_seen = self.index.open.get(k).map(|e| e.first_seen.clone());
         }
         report.resolved = self.resolved_since(runs.iter().rev().find(|r| r.full));
         report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, self.now);
@@ -251,63 +263,63 @@ impl Tracker {
         runs.push(summary.clone());
         let excess = runs.len().saturating_sub(MAX_RUNS);
         runs.drain(..excess);
-        store.put_json(INDEX_KEY, &self.index).await?;
-        store.put_json(RUNS_KEY, &runs).await?;
+        tokio::try_join!(
+            store.put_json(INDEX_KEY, &self.index),
+            store.put_json(RUNS_KEY, &runs)
+        )?;
         report.history = Some(summary.clone());
         Ok(summary)
     }
 
-    /// Upserts every finding as open; returns how many were not open before, and how many of
-    /// those are critical `fail` findings.
-    fn record_seen(&mut self, findings: &[Finding]) -> (usize, usize) {
+    /// Upserts every finding (its key in `keys`, in order) as open; returns how many were not
+    /// open before, and how many of those are critical `fail` findings.
+    fn record_seen(&mut self, findings: &[Finding], keys: &[String]) -> (usize, usize) {
         let now = rfc3339(self.now);
         let (mut new, mut new_critical) = (0, 0);
-        for f in findings {
-            let e = self
-                .index
-                .open
-                .entry(key(&f.rule, &f.resource))
-                .or_insert_with(|| {
-                    new += 1;
-                    if f.status == Status::Fail && f.severity == Severity::Critical {
-                        new_critical += 1;
-                    }
-                    Episode {
-                        rule: f.rule.clone(),
-                        resource: bounded(&f.resource),
-                        severity: f.severity,
-                        status: f.status,
-                        first_seen: now.clone(),
-                        last_seen: now.clone(),
-                        resolved: None,
-                    }
-                });
-            e.last_seen = now.clone();
-            e.status = f.status;
-            e.severity = f.severity;
-            e.resource.name = bounded(&f.resource).name;
+        for (f, k) in findings.iter().zip(keys) {
+            let name = bounded_name(&f.resource.name);
+            if let Some(e) = self.index.open.get_mut(k) {
+                e.last_seen.clone_from(&now);
+                e.status = f.status;
+                e.severity = f.severity;
+                if e.resource.name != name {
+                    e.resource.name = name.to_string();
+                }
+                continue;
+            }
+            new += 1;
+            if f.status == Status::Fail && f.severity == Severity::Critical {
+                new_critical += 1;
+            }
+            let episode = Episode {
+                rule: f.rule.clone(),
+                resource: bounded(&f.resource),
+                severity: f.severity,
+                status: f.status,
+                first_seen: now.clone(),
+                last_seen: now.clone(),
+                resolved: None,
+            };
+            self.index.open.insert(k.clone(), episode);
         }
         (new, new_critical)
     }
 
-    /// Closes the open episodes the run covered but did not see; returns how many.
-    fn resolve_unseen(
-        &mut self,
-        findings: &[Finding],
-        policy: &Policy,
-        coverage: &Coverage,
-    ) -> usize {
-        let seen: BTreeSet<String> = findings.iter().map(|f| key(&f.rule, &f.resource)).collect();
+    /// Closes the open episodes the run covered but did not see (`seen`: the keys of what it
+    /// saw); returns how many.
+    fn resolve_unseen(&mut self, seen: &[String], policy: &Policy, coverage: &Coverage) -> usize {
+        let seen: HashSet<&str> = seen.iter().map(String::as_str).collect();
         let gone: Vec<String> = self
             .index
             .open
             .iter()
-            .filter(|(k, e)| !seen.contains(*k) && coverage.covers(e, policy))
+            .filter(|(k, e)| !seen.contains(k.as_str()) && coverage.covers(e, policy))
             .map(|(k, _)| k.clone())
             .collect();
+        let now = rfc3339(self.now);
         for k in &gone {
             if let Some(mut e) = self.index.open.remove(k) {
-                e.resolved = Some(rfc3339(self.now));
+                e.resolved = Some(now.clone());
                 self.index.resolved.push(e);
             }
         }
