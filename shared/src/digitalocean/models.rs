@@ -33,12 +33,6 @@ pub struct Droplet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size_slug: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub features: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_info: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub locked: bool,
@@ -78,10 +72,6 @@ pub struct Networks {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkV4 {
     pub ip_address: String,
-    #[serde(default)]
-    pub netmask: Option<String>,
-    #[serde(default)]
-    pub gateway: Option<String>,
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
 }
@@ -89,10 +79,6 @@ pub struct NetworkV4 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkV6 {
     pub ip_address: String,
-    #[serde(default)]
-    pub netmask: Option<u8>,
-    #[serde(default)]
-    pub gateway: Option<String>,
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
 }
@@ -100,8 +86,6 @@ pub struct NetworkV6 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionRef {
     pub slug: String,
-    #[serde(default)]
-    pub name: String,
 }
 
 /// Protocol of a Cloud Firewall rule.

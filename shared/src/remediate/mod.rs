@@ -151,8 +151,8 @@ async fn read(
     policy: &Policy,
     scope: &Scope,
 ) -> Result<Snapshot, ApiError> {
-    let (snapshot, cache_write) = crate::snapshot::read(client, Some(store), policy, scope).await?;
-    cache_write.finish().await;
+    let (snapshot, pending) = crate::snapshot::read(client, Some(store), policy, scope).await?;
+    pending.start(&snapshot).finish().await;
     Ok(snapshot)
 }
 

@@ -47,11 +47,7 @@ pub fn droplet(id: u64, tags: &[&str], vpc: Option<&str>) -> Droplet {
         networks: Default::default(),
         region: Some(RegionRef {
             slug: "nyc3".into(),
-            name: "New York 3".into(),
         }),
-        size_slug: None,
-        created_at: None,
-        features: vec![],
         gpu_info: None,
         locked: false,
     }

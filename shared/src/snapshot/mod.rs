@@ -103,6 +103,39 @@ impl Scope {
     }
 }
 
+/// A full read not yet written to the cache: [`PendingCache::start_beside`] builds the cache
+/// on a second thread while the run evaluates, then starts its write; [`PendingCache::start`]
+/// builds it at once. Empty for a re-check's read, without a state store, and for an
+/// incomplete read (a re-check must never build on a partial view).
+#[derive(Debug, Default)]
+#[must_use = "start the cache write (start or start_beside), then await its finish()"]
+pub struct PendingCache(Option<(Store, DateTime<Utc>)>);
+
+impl PendingCache {
+    /// Runs `work`, and meanwhile builds the cache of `snapshot` and encodes it on a scoped
+    /// thread; then starts the write. Blocks the calling thread for as long as the longer of
+    /// the two: for CPU-bound work (evaluation) that a run does there anyway.
+    pub fn start_beside<R>(self, snapshot: &Snapshot, work: impl FnOnce() -> R) -> (R, CacheWrite) {
+        let Some((store, taken_at)) = self.0 else {
+            return (work(), CacheWrite::default());
+        };
+        let (out, body) = std::thread::scope(|s| {
+            let body = s.spawn(|| CachedAccount::encode_of(snapshot, taken_at));
+            (work(), body.join())
+        });
+        let body = match body {
+            Ok(body) => body,
+            Err(_) => Some(Err(cache::encode_failed("the cache's encoder panicked"))),
+        };
+        (out, CacheWrite::spawn(store, body))
+    }
+
+    /// Builds the cache of `snapshot` now and starts its write.
+    pub fn start(self, snapshot: &Snapshot) -> CacheWrite {
+        self.start_beside(snapshot, || ()).1
+    }
+}
+
 /// The write of a full read to the cache, running beside the rest of the run. Await
 /// [`CacheWrite::finish`] before the run ends (a Lambda is frozen once it answers).
 #[derive(Debug, Default)]
@@ -110,6 +143,22 @@ impl Scope {
 pub struct CacheWrite(Option<tokio::task::JoinHandle<()>>);
 
 impl CacheWrite {
+    /// Writes `body` (`None`: nothing to cache) on a task; a failure is logged, never fatal.
+    fn spawn(store: Store, body: Option<Result<Vec<u8>, crate::store::StoreError>>) -> Self {
+        let Some(body) = body else {
+            return CacheWrite::default();
+        };
+        CacheWrite(Some(tokio::spawn(async move {
+            let written = match body {
+                Ok(body) => CachedAccount::save_encoded(&store, &body).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
+            }
+        })))
+    }
+
     /// Waits for the write (its failure was logged).
     pub async fn finish(self) {
         if let Some(h) = self.0 {
@@ -121,20 +170,20 @@ impl CacheWrite {
 /// Reads the account for a run over `scope`. A re-check (`scope` names Droplets) with a state
 /// store builds on the last full read when one no older than `[api] snapshot_max_age` is
 /// cached there ([`targeted::read`]); otherwise, and for whole-account runs, everything is
-/// read ([`Snapshot::fetch`]) and, when complete, cached for the re-checks that follow: the
-/// write runs while the run goes on ([`CacheWrite`]); one that fails is logged, never fatal.
+/// read ([`Snapshot::fetch`]) and, with a store, handed back as a [`PendingCache`] for the
+/// re-checks that follow (written only when complete).
 pub async fn read(
     client: &Client,
     store: Option<&Store>,
     policy: &Policy,
     scope: &Scope,
-) -> Result<(Snapshot, CacheWrite), ApiError> {
+) -> Result<(Snapshot, PendingCache), ApiError> {
     if let (Some(ids), Some(store)) = (&scope.droplet_ids, store) {
         let max_age = policy.api.snapshot_max_age.0;
         match CachedAccount::load(store, Utc::now(), max_age).await {
             Ok(cache) => {
                 let snapshot = targeted::read(client, &cache, policy, ids, &scope.fresh).await?;
-                return Ok((snapshot, CacheWrite::default()));
+                return Ok((snapshot, PendingCache::default()));
             }
             Err(why) => tracing::info!(reason = %why, "the re-check reads the whole account"),
         }
@@ -142,15 +191,8 @@ pub async fn read(
     let started = std::time::Instant::now();
     let snapshot = Snapshot::fetch(client).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "lists read");
-    let cache = store.and_then(|s| Some((s.clone(), CachedAccount::of(&snapshot, Utc::now())?)));
-    let write = cache.map(|(store, cache)| {
-        tokio::spawn(async move {
-            if let Err(e) = cache.save(&store).await {
-                tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
-            }
-        })
-    });
-    Ok((snapshot, CacheWrite(write)))
+    let pending = store.map(|s| (s.clone(), Utc::now()));
+    Ok((snapshot, PendingCache(pending)))
 }
 
 impl Snapshot {
