@@ -363,3 +363,82 @@ async fn tags_attach_and_detach() {
     assert_eq!(d["droplet"]["tags"], json!([]));
     sim.shutdown().await;
 }
+
+/// `dropletguard sim ARGS` on a free port: the child (killed when dropped) and its URL.
+async fn sim_process(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sim", "--listen", "127.0.0.1:0", "--token", "t"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dropletguard sim starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let first = tokio::io::BufReader::new(stderr)
+        .lines()
+        .next_line()
+        .await
+        .expect("stderr reads")
+        .expect("the simulator says where it listens");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a URL")
+        .to_string();
+    (child, url)
+}
+
+async fn firewalls_of(url: &str) -> Vec<Value> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{url}/v2/firewalls?per_page=200"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("GET /v2/firewalls")
+        .json()
+        .await
+        .expect("JSON");
+    body["firewalls"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_sim_command_adds_the_extra_firewalls_it_is_asked_for() {
+    let (_plain, url) = sim_process(&["--droplets", "40"]).await;
+    let plain = firewalls_of(&url).await;
+    let (_more, url) = sim_process(&["--droplets", "40", "--extra-firewalls", "3"]).await;
+    let more = firewalls_of(&url).await;
+    assert_eq!(more.len(), plain.len() + 3, "three firewalls more");
+    let names: Vec<&str> = plain.iter().filter_map(|f| f["name"].as_str()).collect();
+    let extra: Vec<&Value> = more
+        .iter()
+        .filter(|f| !names.contains(&f["name"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(extra.len(), 3);
+    for f in extra {
+        let rules = f["inbound_rules"].as_array().expect("rules");
+        assert!(
+            rules
+                .iter()
+                .all(|r| r["protocol"] == "tcp" && r["ports"] == "443"),
+            "an extra firewall allows only tcp 443: {f}"
+        );
+        assert_eq!(f["droplet_ids"].as_array().map(Vec::len), Some(5));
+    }
+    let bad = cli_env(
+        "http://127.0.0.1:9",
+        "t",
+        &["sim", "--defect-rate", "2"],
+        &[],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "an error: {}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("--defect-rate must be between 0.0 and 1.0 (got 2)"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sim::{fleet, FleetSpec, Sim, State};
 
-use super::{median, Res};
+use super::{median, Api, Res, SimProcess};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -238,7 +238,7 @@ async fn tag_fifty(sim: &Sim) -> Res<()> {
 }
 
 /// The floor: the same first pages at once, then every other page at once, bytes only.
-async fn floor_once(sim: &Sim) -> Res<(usize, f64)> {
+async fn floor_once(api: &Api) -> Res<(usize, f64)> {
     let http = reqwest::Client::new();
     let lists = [
         "/v2/droplets?",
@@ -249,8 +249,8 @@ async fn floor_once(sim: &Sim) -> Res<(usize, f64)> {
     ];
     let get = |path: String| {
         let http = http.clone();
-        let url = format!("{}{path}", sim.url());
-        let token = sim.token.clone();
+        let url = format!("{}{path}", api.url);
+        let token = api.token.clone();
         async move {
             let resp = http.get(url).bearer_auth(token).send().await?;
             resp.bytes().await
@@ -272,28 +272,39 @@ async fn floor_once(sim: &Sim) -> Res<(usize, f64)> {
 }
 
 /// The full audit's wall time and peak RSS beside the floor client's, at 10,000 Droplets and
-/// 50 ms latency.
-async fn floor_rows(
+/// 50 ms latency, against the section's fleet served by a simulator in its own process (so
+/// that the bench process's own work never slows the simulator down).
+pub async fn floor_rows(
     bins: &Path,
     policy: &Path,
     runs: usize,
     misses: &mut Vec<String>,
 ) -> Res<String> {
-    let mut state = fleet(10_000);
-    state.faults.latency_ms = 50;
-    let sim = Sim::start_local("bench-token", state).await?;
+    let dg = bins.join("dropletguard");
+    let sim = SimProcess::start(
+        &dg,
+        &[
+            "--droplets",
+            "10000",
+            "--extra-firewalls",
+            "1000",
+            "--latency-ms",
+            "50",
+        ],
+    )
+    .await?;
     let (mut ours, mut rss, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     let (mut our_requests, mut floor_requests) = (0, 0);
     for _ in 0..runs {
-        let r = super::audit_once(&bins.join("dropletguard"), &sim, policy).await?;
+        let r = super::audit_once(&dg, &sim.api, policy).await?;
         ours.push(r.wall_ms);
         rss.push(r.rss_kb as f64 / 1024.0);
         our_requests = r.requests;
-        let (n, ms) = floor_once(&sim).await?;
+        let (n, ms) = floor_once(&sim.api).await?;
         floor.push(ms);
         floor_requests = n;
     }
-    sim.shutdown().await;
+    drop(sim);
     let (ours, rss, floor) = (median(ours), median(rss), median(floor));
     if ours > 250.0 {
         misses.push(format!(

@@ -1,7 +1,7 @@
 //! `make bench`: dropletguard's benchmarks, on the simulator over loopback. Writes
 //! BENCHMARKS.md. Medians of several runs; every row says the command that reproduces it.
 //!
-//! Usage: bench [--quick] [--out FILE] [--huge-body-only | --events-only (prints section 6 or 7 alone)]
+//! Usage: bench [--quick] [--out FILE] [--huge-body-only | --events-only (prints section 6 or 7 alone) | --floor-only (section 7's full audit beside the floor client)]
 //! It expects the release binaries (`dropletguard` and the functions) beside itself.
 
 use std::path::{Path, PathBuf};
@@ -34,6 +34,66 @@ fn bin_dir() -> Res<PathBuf> {
     Ok(exe.parent().ok_or("no parent dir")?.to_path_buf())
 }
 
+/// Where the bench's clients send requests: a simulator in the bench process
+/// ([`Api::of`]) or in its own ([`SimProcess`]).
+pub struct Api {
+    pub url: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn of(sim: &Sim) -> Self {
+        Api {
+            url: sim.url(),
+            token: sim.token.clone(),
+        }
+    }
+}
+
+/// `dropletguard sim` in its own process, as the README's reproduce lines run it: what it
+/// spends rendering pages is not the bench process's CPU, as a remote API's would not be.
+/// Killed when dropped.
+pub struct SimProcess {
+    _child: tokio::process::Child,
+    pub api: Api,
+}
+
+impl SimProcess {
+    /// Starts `dg sim` on a free loopback port with `args` (fleet size, latency...).
+    pub async fn start(dg: &Path, args: &[&str]) -> Res<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let token = "bench-token";
+        let mut child = tokio::process::Command::new(dg)
+            .args(["sim", "--listen", "127.0.0.1:0", "--token", token])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or("the simulator's stderr")?;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let first = lines
+            .next_line()
+            .await?
+            .ok_or("the simulator exited before it listened")?;
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .ok_or_else(|| format!("the simulator did not say where it listens: {first}"))?
+            .to_string();
+        // Keep reading its stderr, so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(SimProcess {
+            _child: child,
+            api: Api {
+                url,
+                token: token.into(),
+            },
+        })
+    }
+}
+
 struct AuditRun {
     requests: u64,
     wall_ms: f64,
@@ -41,7 +101,7 @@ struct AuditRun {
 }
 
 /// One `dropletguard audit` process under GNU time (for its peak RSS).
-async fn audit_once(bin: &Path, sim: &Sim, policy: &Path) -> Res<AuditRun> {
+async fn audit_once(bin: &Path, sim: &Api, policy: &Path) -> Res<AuditRun> {
     let started = Instant::now();
     let run = audit_rss(bin, sim, policy).await?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -66,7 +126,7 @@ struct Measured {
 
 /// Peak RSS (KB), exit status and output of one `dropletguard audit` process, whatever its
 /// outcome.
-async fn audit_rss(bin: &Path, sim: &Sim, policy: &Path) -> Res<Measured> {
+async fn audit_rss(bin: &Path, sim: &Api, policy: &Path) -> Res<Measured> {
     // A fresh state store each time: the measure is the audit's (and its history's) own, never
     // what other runs left in the user's store.
     let state = std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple()));
@@ -77,7 +137,7 @@ async fn audit_rss(bin: &Path, sim: &Sim, policy: &Path) -> Res<Measured> {
         .arg(bin)
         .args(["audit", "--format", "json", "--policy"])
         .arg(policy)
-        .env("DIGITALOCEAN_API_URL", sim.url())
+        .env("DIGITALOCEAN_API_URL", &sim.url)
         .env("DIGITALOCEAN_TOKEN", &sim.token)
         .stdin(Stdio::null())
         .output()
@@ -144,7 +204,7 @@ async fn huge_body_bench(
         let mut rss = Vec::new();
         let mut code = None;
         for _ in 0..runs {
-            let m = audit_rss(bin, &s, policy).await?;
+            let m = audit_rss(bin, &Api::of(&s), policy).await?;
             rss.push(m.rss_kb as f64);
             code = m.code;
         }
@@ -419,23 +479,19 @@ async fn main() -> Res<()> {
     }
     let policy = std::env::temp_dir().join("dg-bench-policy.toml");
     std::fs::write(&policy, sim::FLEET_POLICY)?;
-    if args.iter().any(|a| a == "--events-only") {
-        let mut misses = Vec::new();
-        print!(
-            "{}",
-            events::section(&dir, &policy, runs, &mut misses).await?
-        );
-        for m in misses {
-            println!("- missed: {m}");
-        }
-        return Ok(());
-    }
-    if args.iter().any(|a| a == "--huge-body-only") {
-        let mut misses = Vec::new();
-        print!(
-            "{}",
-            huge_body_bench(&dg, &policy, runs, &mut misses).await?
-        );
+    // One section alone, printed with its misses.
+    let mut misses = Vec::new();
+    let alone = if args.iter().any(|a| a == "--events-only") {
+        Some(events::section(&dir, &policy, runs, &mut misses).await?)
+    } else if args.iter().any(|a| a == "--floor-only") {
+        Some(events::floor_rows(&dir, &policy, runs, &mut misses).await?)
+    } else if args.iter().any(|a| a == "--huge-body-only") {
+        Some(huge_body_bench(&dg, &policy, runs, &mut misses).await?)
+    } else {
+        None
+    };
+    if let Some(md) = alone {
+        print!("{md}");
         for m in misses {
             println!("- missed: {m}");
         }
@@ -458,7 +514,6 @@ async fn main() -> Res<()> {
                  for each, one request at a time. Peak RSS is GNU time's maximum resident set size of the audit process.\n\n");
     md.push_str("| Droplets | latency | requests | wall (median) | peak RSS | baseline requests | baseline wall | requests ratio | wall ratio |\n");
     md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    let mut misses = Vec::new();
     let mut per_request_ms_50 = None;
     let mut baseline_requests_0ms = None;
     for &n in &[100usize, 1_000, 10_000] {
@@ -470,7 +525,7 @@ async fn main() -> Res<()> {
             let mut rss = Vec::new();
             let mut reqs = 0;
             for _ in 0..runs {
-                let r = audit_once(&dg, &s, &policy).await?;
+                let r = audit_once(&dg, &Api::of(&s), &policy).await?;
                 walls.push(r.wall_ms);
                 rss.push(r.rss_kb as f64);
                 reqs = r.requests;
