@@ -412,7 +412,9 @@ pub async fn section(
             "the hourly total at 10,000 Droplets is {hourly} requests (target 1,500)"
         ));
     }
-    md.push_str("### The full audit beside the floor\n\n10,000 Droplets, 50 ms latency, medians of the runs.\n\n");
+    md.push_str("### The full audit beside the floor\n\n10,000 Droplets and 1,020 firewalls, 50 ms latency, medians of the runs, both clients against one simulator in its own process \
+         (`dropletguard sim --droplets 10000 --extra-firewalls 1000 --latency-ms 50`), so that the bench process's work never slows it; \
+         each audit with a state store of its own (no history yet). `bench --floor-only` prints this table alone.\n\n");
     md.push_str("| client | requests | wall | peak RSS |\n|---|---:|---:|---:|\n");
     md.push_str(&floor_rows(bins, policy, runs, misses).await?);
     md.push_str("\nReproduce: `make bench` (this section is `sim/src/bin/bench/events.rs`).\n\n");
