@@ -488,15 +488,15 @@ async fn serve_sim(args: SimArgs) -> Result<ExitCode> {
     let s = sim::Sim::start(listen, &token, state)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    eprintln!(
-        "DigitalOcean API simulator on {} with {droplets} Droplets (seed {seed}); send the token given with --token or $DIGITALOCEAN_TOKEN.",
+    // A closed stderr (a reader that took the first line) must not stop the simulator.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "DigitalOcean API simulator on {0} with {droplets} Droplets (seed {seed}); send the token given with --token or $DIGITALOCEAN_TOKEN.\n\
+         Try: DIGITALOCEAN_API_URL={0} dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe)\n\
+         Controls: GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected. Ctrl-C stops.",
         s.url()
     );
-    eprintln!(
-        "Try: DIGITALOCEAN_API_URL={} dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe)",
-        s.url()
-    );
-    eprintln!("Controls: GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected. Ctrl-C stops.", s.url());
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

@@ -377,12 +377,14 @@ async fn sim_process(args: &[&str]) -> (tokio::process::Child, String) {
         .spawn()
         .expect("dropletguard sim starts");
     let stderr = child.stderr.take().expect("stderr");
-    let first = tokio::io::BufReader::new(stderr)
-        .lines()
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let first = lines
         .next_line()
         .await
         .expect("stderr reads")
         .expect("the simulator says where it listens");
+    // Keep reading: its next lines must not meet a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let url = first
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
