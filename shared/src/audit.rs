@@ -177,7 +177,7 @@ async fn audit_run(
 }
 
 /// Frees `value` on a blocking thread, beside the rest of the run. A full read of 10,000
-/// Droplets is some 200,000 allocations; freeing them in line was about 8% of such an audit's
+/// Droplets is over 100,000 allocations; freeing them in line was about 8% of such an audit's
 /// CPU time under `perf` (some 25 ms on the bench machine), all of it on the run's path.
 /// Must be called within a Tokio runtime.
 pub fn drop_aside<T: Send + 'static>(value: T) {
