@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::digitalocean::{Droplet, Firewall, InboundRule, Protocol, RuleAction, Vpc};
-use crate::net::{Cidr, Family};
+use crate::net::{AddressSet, Cidr, Family};
 use crate::policy::{Policy, PortRange};
 use crate::report::{Finding, Remediation, Resource, ResourceType, Severity, Status};
 use crate::snapshot::Snapshot;
@@ -42,6 +42,8 @@ pub(crate) struct Ctx<'a> {
     default_vpc: HashMap<&'a str, &'a Vpc>,
     /// Per VPC key: environment and tenant values and how many Droplets carry each.
     pub groups: HashMap<String, VpcGroup>,
+    /// The policy's management ranges as one address set.
+    pub management: AddressSet,
     /// Per distinct set of covering firewalls: the exposure findings it gives a Droplet.
     /// Shared by the threads that check Droplets ([`crate::evaluate`]).
     exposure: Mutex<HashMap<Vec<usize>, Arc<Vec<Finding>>>>,
@@ -116,6 +118,7 @@ impl<'a> Ctx<'a> {
             vpcs,
             default_vpc,
             groups: HashMap::new(),
+            management: AddressSet::of(&policy.management.cidrs),
             exposure: Mutex::default(),
         };
         let env_prefix = &policy.vpc.environment_tag_prefix;

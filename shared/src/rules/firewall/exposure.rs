@@ -130,13 +130,16 @@ fn admitted_on<'a>(rules: &[Rule<'a>], protocol: Protocol, run: PortRange) -> Op
     })
 }
 
+/// The same addresses by the same rules (firewall id and rule text, in order). Called for
+/// every pair of neighbouring runs: it compares in place, allocating nothing.
 fn same(a: &Admitted<'_>, b: &Admitted<'_>) -> bool {
-    let ids = |v: &[Rule<'_>]| {
-        v.iter()
-            .map(|(f, r)| (f.id.clone(), r.text.clone()))
-            .collect::<Vec<_>>()
+    let rules_eq = |x: &[Rule<'_>], y: &[Rule<'_>]| {
+        x.len() == y.len()
+            && x.iter()
+                .zip(y)
+                .all(|((fx, rx), (fy, ry))| fx.id == fy.id && rx.text == ry.text)
     };
-    a.set == b.set && ids(&a.allows) == ids(&b.allows) && ids(&a.denies) == ids(&b.denies)
+    a.set == b.set && rules_eq(&a.allows, &b.allows) && rules_eq(&a.denies, &b.denies)
 }
 
 /// The rules named in a detail: `allowed by firewall web (fw-1) rule "tcp 22 from 0.0.0.0/0";

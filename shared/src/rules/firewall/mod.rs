@@ -75,11 +75,10 @@ fn outside_management<'a>(
     protocol: Protocol,
     within: PortRange,
 ) -> Vec<Hit<'a>> {
-    let mgmt = AddressSet::of(&ctx.policy.management.cidrs);
     admitted(rules, protocol, within)
         .into_iter()
         .filter_map(|a| {
-            let open = a.set.difference(&mgmt);
+            let open = a.set.difference(&ctx.management);
             (!open.is_empty()).then_some(Hit { admitted: a, open })
         })
         .collect()
