@@ -482,3 +482,186 @@ async fn the_cli_rechecks_over_the_full_read_in_its_state_directory() {
     );
     sim.shutdown().await;
 }
+
+/// The pages of the regular Droplet list (`GET /v2/droplets` without `type` or `tag_name`)
+/// the simulator was asked for.
+fn droplet_pages(sim: &Sim) -> BTreeSet<u64> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/v2/droplets")
+        .filter(|r| !r.query.contains("type=") && !r.query.contains("tag_name="))
+        .filter_map(|r| {
+            r.query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("page="))
+                .and_then(|p| p.parse().ok())
+        })
+        .collect()
+}
+
+/// Page 1 of the regular Droplet list answers 403: a read that waits for it asks for no
+/// other page of that list.
+fn first_droplet_page_refused(sim: &Sim) {
+    let mut query = std::collections::BTreeMap::new();
+    query.insert("page".to_string(), Some("1".to_string()));
+    query.insert("type".to_string(), None);
+    sim.set_faults(sim::Faults {
+        overrides: vec![sim::Override {
+            method: "GET".into(),
+            path: "/v2/droplets".into(),
+            query,
+            status: 403,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"id":"forbidden","message":"no"}"#.into(),
+            streamed: None,
+        }],
+        ..Default::default()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_after_another_asks_for_every_page_with_the_first() {
+    let sim = Sim::start_local(&token(), generate(&spec(1_000)))
+        .await
+        .expect("sim");
+    let regular = sim.with_state(|st| st.droplets.values().filter(|d| !d.gpu).count()) as u64;
+    let pages: BTreeSet<u64> = (1..=regular.div_ceil(200)).collect();
+    assert!(
+        pages.len() >= 4,
+        "a list of several pages: {regular} Droplets"
+    );
+
+    // Without the last read's sizes, the other pages wait for page 1's meta.total.
+    first_droplet_page_refused(&sim);
+    let cold = tempfile::tempdir().expect("state");
+    let cold = Store::Dir(DirStore::new(cold.path()));
+    let scope = no_ssh(None);
+    let (c, p, a) = (client(&sim), policy(), SshAccess::default());
+    assert!(audit(&c, &p, Some(&cold), &scope, "cli", &a).await.is_err());
+    assert_eq!(
+        droplet_pages(&sim),
+        [1].into(),
+        "a first read waits for page 1"
+    );
+
+    // After a complete full read, the next asks for them all at once with page 1.
+    sim.set_faults(sim::Faults::default());
+    let (dir, store) = cached(&sim).await;
+    let sizes: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("cache/list-sizes.json")).expect("sizes written"),
+    )
+    .expect("JSON");
+    assert_eq!(sizes["droplets"], regular, "{sizes}");
+    first_droplet_page_refused(&sim);
+    sim.clear_requests();
+    assert!(audit(&c, &p, Some(&store), &scope, "cli", &a)
+        .await
+        .is_err());
+    assert_eq!(
+        droplet_pages(&sim),
+        pages,
+        "every page went out with page 1"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_over_sizes_that_changed_finds_what_a_first_read_does() {
+    let sim = Sim::start_local(&token(), generate(&spec(1_000)))
+        .await
+        .expect("sim");
+    // The sizes are written by a read of a smaller account; then it grows back, then shrinks.
+    let away: Vec<_> = sim.with_state(|st| {
+        let ids: Vec<u64> = st.droplets.keys().copied().take(600).collect();
+        ids.iter().filter_map(|id| st.droplets.remove(id)).collect()
+    });
+    let (_dir, store) = cached(&sim).await;
+    let full_read = |sim: &Sim| {
+        let (c, store) = (client(sim), store.clone());
+        async move {
+            let r = audit(
+                &c,
+                &policy(),
+                Some(&store),
+                &no_ssh(None),
+                "cli",
+                &SshAccess::default(),
+            )
+            .await
+            .expect("full audit");
+            (
+                r.findings.iter().map(said).collect::<Vec<_>>(),
+                r.summary.droplets,
+            )
+        }
+    };
+    sim.with_state(|st| st.droplets.extend(away.iter().map(|d| (d.id, d.clone()))));
+    let grown = reference(&sim).await;
+    let got = full_read(&sim).await;
+    assert_eq!(
+        got.1, 1_000,
+        "the pages past the last read's sizes were read"
+    );
+    assert_eq!(
+        got.0,
+        grown.findings.iter().map(said).collect::<Vec<_>>(),
+        "grown"
+    );
+
+    sim.with_state(|st| {
+        st.droplets
+            .retain(|id, _| !away.iter().any(|d| d.id == *id))
+    });
+    let shrunk = reference(&sim).await;
+    sim.clear_requests();
+    let got = full_read(&sim).await;
+    assert_eq!(got.1, 400);
+    assert_eq!(
+        got.0,
+        shrunk.findings.iter().map(said).collect::<Vec<_>>(),
+        "shrunk"
+    );
+    let asked = droplet_pages(&sim).len() as u64;
+    let needed = shrunk.summary.droplets as u64;
+    assert!(
+        asked <= 1_000u64.div_ceil(200),
+        "at most the pages of the last read: {asked}"
+    );
+    assert!(asked >= needed.div_ceil(200), "{asked}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sizes_far_larger_than_the_account_cost_a_bounded_few_requests() {
+    let sim = Sim::start_local(&token(), generate(&spec(1_000)))
+        .await
+        .expect("sim");
+    let (dir, store) = cached(&sim).await;
+    // A store that says the account had 100,000 regular Droplets (500 pages): wrong, or
+    // written by someone else.
+    std::fs::write(
+        dir.path().join("cache/list-sizes.json"),
+        r#"{"droplets":100000,"gpus":null,"firewalls":3,"vpcs":1,"ssh_keys":1}"#,
+    )
+    .expect("sizes");
+    let full = reference(&sim).await;
+    sim.clear_requests();
+    let r = audit(
+        &client(&sim),
+        &policy(),
+        Some(&store),
+        &no_ssh(None),
+        "cli",
+        &SshAccess::default(),
+    )
+    .await
+    .expect("full audit");
+    let asked = droplet_pages(&sim).len();
+    assert!(
+        asked <= 52,
+        "at most page_concurrency (50) pages past the end, not 500: {asked}"
+    );
+    let said_all = |r: &Report| r.findings.iter().map(said).collect::<Vec<_>>();
+    assert_eq!(said_all(&r), said_all(&full));
+    sim.shutdown().await;
+}

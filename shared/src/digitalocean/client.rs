@@ -831,6 +831,22 @@ impl Client {
         key: &str,
         query: &[(&str, &str)],
     ) -> Result<Listed<T>, ApiError> {
+        self.read_list_expecting(path, key, query, None).await
+    }
+
+    /// [`Client::read_list`] of a list that held `expected` items when last read: the pages
+    /// those fill are asked for at once with the first (one round trip, not two: the first
+    /// page's `meta.total` is not waited for). Pages past the end come back empty; pages a
+    /// grown list added are read after, as `meta.total` announces them. The items are the
+    /// same either way; only the requests' timing (and, for a list that shrank, a few empty
+    /// pages) differ. An `expected` over [`ClientConfig::max_list_items`] is not used.
+    pub async fn read_list_expecting<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        expected: Option<u64>,
+    ) -> Result<Listed<T>, ApiError> {
         let mut url = self.url(path)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -839,14 +855,42 @@ impl Client {
             Some(q) => format!("GET {}?{q}", url.path()),
             None => format!("GET {}", url.path()),
         };
-        let first: Page<T> = self.page(url.clone(), key, 1).await?;
+        let per_page = u64::from(self.cfg.per_page.max(1));
+        let hinted = expected
+            .filter(|n| *n <= self.cfg.max_list_items)
+            .map_or(1, |n| n.div_ceil(per_page).max(1));
+        // Once page 1 says how many pages there are, hinted pages past them not yet asked
+        // for are skipped: sizes larger than the list cost at most `page_concurrency` empty
+        // pages.
+        let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let first = async {
+            let first = self.page::<T>(url.clone(), key, 1).await;
+            if let Ok(Page { total: Some(t), .. }) = &first {
+                let pages = t.div_ceil(per_page).max(1);
+                last.store(pages, std::sync::atomic::Ordering::Relaxed);
+            }
+            first
+        };
+        let mut early = Vec::new();
+        let (first, early_next) = tokio::join!(first, async {
+            match hinted {
+                1 => Ok(None),
+                _ => {
+                    let to = (2..=hinted, Some(last.clone()));
+                    self.rest_pages(&url, key, to, &mut early).await
+                }
+            }
+        });
+        let first = first?;
+        let early_next = early_next?;
         let mut listed = Listed {
             items: first.items.unwrap_or_default(),
             announced: first.total,
             request,
         };
-        let mut next = first.next;
-        let mut pages = 1;
+        listed.items.extend(early);
+        let mut next = if hinted > 1 { early_next } else { first.next };
+        let mut pages = hinted;
         if let Some(total) = first.total {
             if total > self.cfg.max_list_items {
                 let msg = format!(
@@ -855,31 +899,46 @@ impl Client {
                 );
                 return Err(self.too_long(&listed.request, msg));
             }
-            pages = total.div_ceil(u64::from(self.cfg.per_page.max(1))).max(1);
-            if pages > 1 {
-                next = self.rest_pages(&url, key, pages, &mut listed.items).await?;
+            let announced = total.div_ceil(per_page).max(1);
+            if announced > hinted {
+                next = self
+                    .rest_pages(&url, key, (hinted + 1..=announced, None), &mut listed.items)
+                    .await?;
+                pages = announced;
             }
         }
         self.follow_next(next, key, pages, &mut listed).await?;
         Ok(listed)
     }
 
-    /// Pages 2 to `pages`, fetched `page_concurrency` at a time and added in order; returns
-    /// the last page's `next` link (the list grew while it was read).
+    /// The pages `pages` (from 2 on), fetched `page_concurrency` at a time and added in
+    /// order; returns the last page's `next` link (the list grew while it was read). A page
+    /// past `last` (when given and known by the time its turn comes) is not asked for.
     async fn rest_pages<T: DeserializeOwned + Send + 'static>(
         &self,
         url: &Url,
         key: &str,
-        pages: u64,
+        (pages, last): (
+            std::ops::RangeInclusive<u64>,
+            Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+        ),
         items: &mut Vec<T>,
     ) -> Result<Option<String>, ApiError> {
         // Each page is fetched and decoded on a task of its own: decoding 50 pages of 200
         // Droplets is spread over the runtime's threads instead of one.
-        let mut rest = stream::iter(2..=pages)
+        let mut rest = stream::iter(pages)
             .map(|p| {
                 let (client, url, key) = (self.clone(), url.clone(), key.to_string());
                 let path = url.path().to_string();
+                let last = last.clone();
                 async move {
+                    if last.is_some_and(|l| p > l.load(std::sync::atomic::Ordering::Relaxed)) {
+                        return Ok(Page {
+                            items: None,
+                            next: None,
+                            total: None,
+                        });
+                    }
                     tokio::spawn(async move { client.page::<T>(url, &key, p).await })
                         .await
                         .map_err(|e| ApiError::Transport {

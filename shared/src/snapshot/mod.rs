@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 
 use crate::digitalocean::{ApiError, Client, Droplet, Firewall, Listed, SshKey, Vpc};
 use crate::policy::Policy;
-use crate::store::Store;
-use cache::CachedAccount;
+use crate::store::{Store, StoreError};
+use cache::{CachedAccount, ListSizes};
 
 /// What the API told us about the account, read in a handful of list requests.
 #[derive(Debug, Clone)]
@@ -120,7 +120,10 @@ impl PendingCache {
             return (work(), CacheWrite::default());
         };
         let (out, body) = std::thread::scope(|s| {
-            let body = s.spawn(|| CachedAccount::encode_of(snapshot, taken_at));
+            let body = s.spawn(|| {
+                let cache = CachedAccount::encode_of(snapshot, taken_at)?;
+                Some(cache.map(|c| (c, ListSizes::of(snapshot))))
+            });
             (work(), body.join())
         });
         let body = match body {
@@ -143,14 +146,18 @@ impl PendingCache {
 pub struct CacheWrite(Option<tokio::task::JoinHandle<()>>);
 
 impl CacheWrite {
-    /// Writes `body` (`None`: nothing to cache) on a task; a failure is logged, never fatal.
-    fn spawn(store: Store, body: Option<Result<Vec<u8>, crate::store::StoreError>>) -> Self {
+    /// Writes the encoded cache and the lists' sizes (`None`: nothing to cache) on a task; a
+    /// failure is logged, never fatal.
+    fn spawn(store: Store, body: Option<Result<(Vec<u8>, ListSizes), StoreError>>) -> Self {
         let Some(body) = body else {
             return CacheWrite::default();
         };
         CacheWrite(Some(tokio::spawn(async move {
             let written = match body {
-                Ok(body) => CachedAccount::save_encoded(&store, &body).await,
+                Ok((body, sizes)) => match CachedAccount::save_encoded(&store, &body).await {
+                    Ok(()) => sizes.save(&store).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             if let Err(e) = written {
@@ -189,7 +196,11 @@ pub async fn read(
         }
     }
     let started = std::time::Instant::now();
-    let snapshot = Snapshot::fetch(client).await?;
+    let sizes = match store {
+        Some(store) => ListSizes::load(store).await,
+        None => ListSizes::default(),
+    };
+    let snapshot = Snapshot::fetch(client, &sizes).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "lists read");
     let pending = store.map(|s| (s.clone(), Utc::now()));
     Ok((snapshot, PendingCache(pending)))
@@ -209,13 +220,21 @@ impl Snapshot {
     /// snapshot's error. A list short of its `meta.total` is kept, and its shortfall goes to
     /// [`Snapshot::incomplete`]. A VPC or SSH key list that cannot be read, or is short, makes
     /// only the checks that need it `unknown`.
-    pub async fn fetch(client: &Client) -> Result<Snapshot, ApiError> {
+    ///
+    /// `sizes`: each list's length at the last complete full read, if known; its pages are
+    /// then asked for at once ([`Client::read_list_expecting`]).
+    pub async fn fetch(client: &Client, sizes: &ListSizes) -> Result<Snapshot, ApiError> {
         let (droplets, gpus, firewalls, vpcs, keys) = tokio::join!(
-            client.read_list::<Droplet>("/v2/droplets", "droplets", &[]),
-            client.read_list::<Droplet>("/v2/droplets", "droplets", &[("type", "gpus")]),
-            client.read_list("/v2/firewalls", "firewalls", &[]),
-            client.read_list("/v2/vpcs", "vpcs", &[]),
-            client.read_list("/v2/account/keys", "ssh_keys", &[]),
+            client.read_list_expecting::<Droplet>("/v2/droplets", "droplets", &[], sizes.droplets),
+            client.read_list_expecting::<Droplet>(
+                "/v2/droplets",
+                "droplets",
+                &[("type", "gpus")],
+                sizes.gpus
+            ),
+            client.read_list_expecting("/v2/firewalls", "firewalls", &[], sizes.firewalls),
+            client.read_list_expecting("/v2/vpcs", "vpcs", &[], sizes.vpcs),
+            client.read_list_expecting("/v2/account/keys", "ssh_keys", &[], sizes.ssh_keys),
         );
         let mut incomplete = Vec::new();
         let mut seen = HashSet::new();
