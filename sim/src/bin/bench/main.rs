@@ -100,10 +100,21 @@ struct AuditRun {
     rss_kb: u64,
 }
 
-/// One `dropletguard audit` process under GNU time (for its peak RSS).
+/// One `dropletguard audit` process under GNU time (for its peak RSS), with a fresh state
+/// store.
 async fn audit_once(bin: &Path, sim: &Api, policy: &Path) -> Res<AuditRun> {
+    audit_once_in(bin, sim, policy, None).await
+}
+
+/// [`audit_once`] with the state store in `state` (kept), or a fresh one (`None`).
+async fn audit_once_in(
+    bin: &Path,
+    sim: &Api,
+    policy: &Path,
+    state: Option<&Path>,
+) -> Res<AuditRun> {
     let started = Instant::now();
-    let run = audit_rss(bin, sim, policy).await?;
+    let run = audit_rss_in(bin, sim, policy, state).await?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     if run.code == Some(2) {
         return Err(format!("audit failed: {}", run.stderr).into());
@@ -127,9 +138,17 @@ struct Measured {
 /// Peak RSS (KB), exit status and output of one `dropletguard audit` process, whatever its
 /// outcome.
 async fn audit_rss(bin: &Path, sim: &Api, policy: &Path) -> Res<Measured> {
-    // A fresh state store each time: the measure is the audit's (and its history's) own, never
-    // what other runs left in the user's store.
-    let state = std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple()));
+    audit_rss_in(bin, sim, policy, None).await
+}
+
+/// [`audit_rss`] with the state store in `kept` (left in place), or a fresh one (`None`).
+async fn audit_rss_in(bin: &Path, sim: &Api, policy: &Path, kept: Option<&Path>) -> Res<Measured> {
+    // A fresh state store unless told: the measure is the audit's (and its history's) own,
+    // never what other runs left in the user's store.
+    let state = match kept {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!("dg-bench-{}", uuid::Uuid::new_v4().simple())),
+    };
     let out = tokio::process::Command::new("/usr/bin/time")
         .env("DROPLETGUARD_STATE_DIR", &state)
         .arg("-f")
@@ -142,7 +161,9 @@ async fn audit_rss(bin: &Path, sim: &Api, policy: &Path) -> Res<Measured> {
         .stdin(Stdio::null())
         .output()
         .await?;
-    let _ = std::fs::remove_dir_all(&state);
+    if kept.is_none() {
+        let _ = std::fs::remove_dir_all(&state);
+    }
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let rss_kb = stderr
         .lines()
