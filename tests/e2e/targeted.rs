@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use shared::audit::audit;
+use shared::audit::{audit, AuditError};
 use shared::digitalocean::{
     Client, ClientConfig, FirewallRequest, InboundRule, Protocol, Targets, Token,
 };
@@ -35,18 +35,30 @@ fn no_ssh(ids: Option<BTreeSet<u64>>) -> Scope {
     }
 }
 
-/// A full audit that leaves the cache alone (no store): the reference.
-async fn reference(sim: &Sim) -> Report {
+/// A full audit of `sim`'s account, with `store` (or none).
+async fn full_audit(sim: &Sim, store: Option<&Store>) -> Result<Report, AuditError> {
+    let scope = no_ssh(None);
     audit(
         &client(sim),
         &policy(),
-        None,
-        &no_ssh(None),
+        store,
+        &scope,
         "cli",
         &SshAccess::default(),
     )
     .await
-    .expect("full audit")
+}
+
+/// A full audit that leaves the cache alone (no store): the reference.
+async fn reference(sim: &Sim) -> Report {
+    full_audit(sim, None).await.expect("full audit")
+}
+
+/// A simulator serving [`spec`]`(droplets)`.
+async fn sim_of(droplets: usize) -> Sim {
+    Sim::start_local(&token(), generate(&spec(droplets)))
+        .await
+        .expect("sim")
 }
 
 /// A re-check of one Droplet over the store's cached full read.
@@ -126,16 +138,7 @@ fn spec(droplets: usize) -> FleetSpec {
 async fn cached(sim: &Sim) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("state");
     let store = Store::Dir(DirStore::new(dir.path()));
-    let full = audit(
-        &client(sim),
-        &policy(),
-        Some(&store),
-        &no_ssh(None),
-        "cli",
-        &SshAccess::default(),
-    )
-    .await
-    .expect("full audit");
+    let full = full_audit(sim, Some(&store)).await.expect("full audit");
     assert!(full.run.built_on_full_read.is_none());
     assert!(
         dir.path().join("cache/snapshot.json").is_file(),
@@ -521,9 +524,7 @@ fn first_droplet_page_refused(sim: &Sim) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_read_after_another_asks_for_every_page_with_the_first() {
-    let sim = Sim::start_local(&token(), generate(&spec(1_000)))
-        .await
-        .expect("sim");
+    let sim = sim_of(1_000).await;
     let regular = sim.with_state(|st| st.droplets.values().filter(|d| !d.gpu).count()) as u64;
     let pages: BTreeSet<u64> = (1..=regular.div_ceil(200)).collect();
     assert!(
@@ -554,9 +555,7 @@ async fn a_full_read_after_another_asks_for_every_page_with_the_first() {
     assert_eq!(sizes["droplets"], regular, "{sizes}");
     first_droplet_page_refused(&sim);
     sim.clear_requests();
-    assert!(audit(&c, &p, Some(&store), &scope, "cli", &a)
-        .await
-        .is_err());
+    assert!(full_audit(&sim, Some(&store)).await.is_err());
     assert_eq!(
         droplet_pages(&sim),
         pages,
@@ -567,37 +566,24 @@ async fn a_full_read_after_another_asks_for_every_page_with_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_read_over_sizes_that_changed_finds_what_a_first_read_does() {
-    let sim = Sim::start_local(&token(), generate(&spec(1_000)))
-        .await
-        .expect("sim");
+    let sim = sim_of(1_000).await;
     // The sizes are written by a read of a smaller account; then it grows back, then shrinks.
     let away: Vec<_> = sim.with_state(|st| {
         let ids: Vec<u64> = st.droplets.keys().copied().take(600).collect();
         ids.iter().filter_map(|id| st.droplets.remove(id)).collect()
     });
     let (_dir, store) = cached(&sim).await;
-    let full_read = |sim: &Sim| {
-        let (c, store) = (client(sim), store.clone());
-        async move {
-            let r = audit(
-                &c,
-                &policy(),
-                Some(&store),
-                &no_ssh(None),
-                "cli",
-                &SshAccess::default(),
-            )
-            .await
-            .expect("full audit");
-            (
-                r.findings.iter().map(said).collect::<Vec<_>>(),
-                r.summary.droplets,
-            )
-        }
-    };
+    // What a full read over the store's sizes finds, and of how many Droplets.
+    async fn full_read(
+        sim: &Sim,
+        store: &Store,
+    ) -> (Vec<(String, String, String, String, String)>, usize) {
+        let r = full_audit(sim, Some(store)).await.expect("full audit");
+        (r.findings.iter().map(said).collect(), r.summary.droplets)
+    }
     sim.with_state(|st| st.droplets.extend(away.iter().map(|d| (d.id, d.clone()))));
     let grown = reference(&sim).await;
-    let got = full_read(&sim).await;
+    let got = full_read(&sim, &store).await;
     assert_eq!(
         got.1, 1_000,
         "the pages past the last read's sizes were read"
@@ -614,7 +600,7 @@ async fn a_full_read_over_sizes_that_changed_finds_what_a_first_read_does() {
     });
     let shrunk = reference(&sim).await;
     sim.clear_requests();
-    let got = full_read(&sim).await;
+    let got = full_read(&sim, &store).await;
     assert_eq!(got.1, 400);
     assert_eq!(
         got.0,
@@ -633,9 +619,7 @@ async fn a_full_read_over_sizes_that_changed_finds_what_a_first_read_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sizes_far_larger_than_the_account_cost_a_bounded_few_requests() {
-    let sim = Sim::start_local(&token(), generate(&spec(1_000)))
-        .await
-        .expect("sim");
+    let sim = sim_of(1_000).await;
     let (dir, store) = cached(&sim).await;
     // A store that says the account had 100,000 regular Droplets (500 pages): wrong, or
     // written by someone else.
@@ -646,16 +630,7 @@ async fn sizes_far_larger_than_the_account_cost_a_bounded_few_requests() {
     .expect("sizes");
     let full = reference(&sim).await;
     sim.clear_requests();
-    let r = audit(
-        &client(&sim),
-        &policy(),
-        Some(&store),
-        &no_ssh(None),
-        "cli",
-        &SshAccess::default(),
-    )
-    .await
-    .expect("full audit");
+    let r = full_audit(&sim, Some(&store)).await.expect("full audit");
     let asked = droplet_pages(&sim).len();
     assert!(
         asked <= 52,

@@ -859,30 +859,7 @@ impl Client {
         let hinted = expected
             .filter(|n| *n <= self.cfg.max_list_items)
             .map_or(1, |n| n.div_ceil(per_page).max(1));
-        // Once page 1 says how many pages there are, hinted pages past them not yet asked
-        // for are skipped: sizes larger than the list cost at most `page_concurrency` empty
-        // pages.
-        let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
-        let first = async {
-            let first = self.page::<T>(url.clone(), key, 1).await;
-            if let Ok(Page { total: Some(t), .. }) = &first {
-                let pages = t.div_ceil(per_page).max(1);
-                last.store(pages, std::sync::atomic::Ordering::Relaxed);
-            }
-            first
-        };
-        let mut early = Vec::new();
-        let (first, early_next) = tokio::join!(first, async {
-            match hinted {
-                1 => Ok(None),
-                _ => {
-                    let to = (2..=hinted, Some(last.clone()));
-                    self.rest_pages(&url, key, to, &mut early).await
-                }
-            }
-        });
-        let first = first?;
-        let early_next = early_next?;
+        let (first, early, early_next) = self.first_pages::<T>(&url, key, hinted).await?;
         let mut listed = Listed {
             items: first.items.unwrap_or_default(),
             announced: first.total,
@@ -909,6 +886,39 @@ impl Client {
         }
         self.follow_next(next, key, pages, &mut listed).await?;
         Ok(listed)
+    }
+
+    /// Page 1 and, at the same time, pages 2 to `hinted`: page 1, the items of the others in
+    /// order, and the last one's `next` link. Once page 1 says how many pages there are,
+    /// hinted pages past them not yet asked for are skipped: sizes larger than the list cost
+    /// at most `page_concurrency` empty pages.
+    async fn first_pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: &Url,
+        key: &str,
+        hinted: u64,
+    ) -> Result<(Page<T>, Vec<T>, Option<String>), ApiError> {
+        let per_page = u64::from(self.cfg.per_page.max(1));
+        let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let first = async {
+            let first = self.page::<T>(url.clone(), key, 1).await;
+            if let Ok(Page { total: Some(t), .. }) = &first {
+                let pages = t.div_ceil(per_page).max(1);
+                last.store(pages, std::sync::atomic::Ordering::Relaxed);
+            }
+            first
+        };
+        let mut early = Vec::new();
+        let (first, early_next) = tokio::join!(first, async {
+            match hinted {
+                1 => Ok(None),
+                _ => {
+                    let to = (2..=hinted, Some(last.clone()));
+                    self.rest_pages(url, key, to, &mut early).await
+                }
+            }
+        });
+        Ok((first?, early, early_next?))
     }
 
     /// The pages `pages` (from 2 on), fetched `page_concurrency` at a time and added in
