@@ -8,6 +8,7 @@ mod api;
 pub mod fleet;
 pub mod inject;
 pub mod lambda;
+mod process;
 mod state;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 pub use api::{MAX_DROPLETS_BY_ID, MAX_RULES, MAX_TAGS};
 pub use fleet::{FleetSpec, Profile, FLEET_POLICY, MANAGEMENT_CIDR};
 pub use inject::{Override, StreamedBody};
+pub use process::SimProcess;
 pub use state::{ExpectedFinding, Faults, LoggedRequest, SimDroplet, State};
 
 /// A running simulator. Dropping it does not stop the server; call [`Sim::shutdown`].

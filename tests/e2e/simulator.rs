@@ -364,35 +364,6 @@ async fn tags_attach_and_detach() {
     sim.shutdown().await;
 }
 
-/// `dropletguard sim ARGS` on a free port: the child (killed when dropped) and its URL.
-async fn sim_process(args: &[&str]) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["sim", "--listen", "127.0.0.1:0", "--token", "t"])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("dropletguard sim starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let first = lines
-        .next_line()
-        .await
-        .expect("stderr reads")
-        .expect("the simulator says where it listens");
-    // Keep reading: its next lines must not meet a closed pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("a URL")
-        .to_string();
-    (child, url)
-}
-
 async fn firewalls_of(url: &str) -> Vec<Value> {
     let body: Value = reqwest::Client::new()
         .get(format!("{url}/v2/firewalls?per_page=200"))
@@ -408,10 +379,15 @@ async fn firewalls_of(url: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_sim_command_adds_the_extra_firewalls_it_is_asked_for() {
-    let (_plain, url) = sim_process(&["--droplets", "40"]).await;
-    let plain = firewalls_of(&url).await;
-    let (_more, url) = sim_process(&["--droplets", "40", "--extra-firewalls", "3"]).await;
-    let more = firewalls_of(&url).await;
+    let start = |args: &'static [&'static str]| sim::SimProcess::start(BIN.as_ref(), "t", args);
+    let plain = start(&["--droplets", "40"]).await.expect("sim");
+    let more = start(&["--droplets", "40", "--extra-firewalls", "3"])
+        .await
+        .expect("sim");
+    let (plain, more) = (
+        firewalls_of(&plain.url).await,
+        firewalls_of(&more.url).await,
+    );
     assert_eq!(more.len(), plain.len() + 3, "three firewalls more");
     let names: Vec<&str> = plain.iter().filter_map(|f| f["name"].as_str()).collect();
     let extra: Vec<&Value> = more

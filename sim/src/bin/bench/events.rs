@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sim::{fleet, FleetSpec, Sim, State};
 
-use super::{median, Api, Res, SimProcess};
+use super::{median, Api, Res};
+use sim::SimProcess;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -283,6 +284,7 @@ pub async fn floor_rows(
     let dg = bins.join("dropletguard");
     let sim = SimProcess::start(
         &dg,
+        "bench-token",
         &[
             "--droplets",
             "10000",
@@ -293,18 +295,19 @@ pub async fn floor_rows(
         ],
     )
     .await?;
+    let api = Api::from(&sim);
     // The warm store: what the hourly schedule has, the last run's read and history.
     let warm = std::env::temp_dir().join(format!("dg-bench-warm-{}", std::process::id()));
-    super::audit_once_in(&dg, &sim.api, policy, Some(&warm)).await?;
+    super::audit_once_in(&dg, &api, policy, Some(&warm)).await?;
     let (mut cold, mut ours, mut rss, mut floor) = (vec![], vec![], vec![], vec![]);
     let (mut our_requests, mut floor_requests) = (0, 0);
     for _ in 0..runs {
-        cold.push(super::audit_once(&dg, &sim.api, policy).await?.wall_ms);
-        let r = super::audit_once_in(&dg, &sim.api, policy, Some(&warm)).await?;
+        cold.push(super::audit_once(&dg, &api, policy).await?.wall_ms);
+        let r = super::audit_once_in(&dg, &api, policy, Some(&warm)).await?;
         ours.push(r.wall_ms);
         rss.push(r.rss_kb as f64 / 1024.0);
         our_requests = r.requests;
-        let (n, ms) = floor_once(&sim.api).await?;
+        let (n, ms) = floor_once(&api).await?;
         floor.push(ms);
         floor_requests = n;
     }

@@ -35,7 +35,7 @@ fn bin_dir() -> Res<PathBuf> {
 }
 
 /// Where the bench's clients send requests: a simulator in the bench process
-/// ([`Api::of`]) or in its own ([`SimProcess`]).
+/// ([`Api::of`]) or in its own ([`sim::SimProcess`]).
 pub struct Api {
     pub url: String,
     pub token: String,
@@ -50,47 +50,12 @@ impl Api {
     }
 }
 
-/// `dropletguard sim` in its own process, as the README's reproduce lines run it: what it
-/// spends rendering pages is not the bench process's CPU, as a remote API's would not be.
-/// Killed when dropped.
-pub struct SimProcess {
-    _child: tokio::process::Child,
-    pub api: Api,
-}
-
-impl SimProcess {
-    /// Starts `dg sim` on a free loopback port with `args` (fleet size, latency...).
-    pub async fn start(dg: &Path, args: &[&str]) -> Res<Self> {
-        use tokio::io::AsyncBufReadExt;
-        let token = "bench-token";
-        let mut child = tokio::process::Command::new(dg)
-            .args(["sim", "--listen", "127.0.0.1:0", "--token", token])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stderr = child.stderr.take().ok_or("the simulator's stderr")?;
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let first = lines
-            .next_line()
-            .await?
-            .ok_or("the simulator exited before it listened")?;
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .ok_or_else(|| format!("the simulator did not say where it listens: {first}"))?
-            .to_string();
-        // Keep reading its stderr, so that it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(SimProcess {
-            _child: child,
-            api: Api {
-                url,
-                token: token.into(),
-            },
-        })
+impl From<&sim::SimProcess> for Api {
+    fn from(p: &sim::SimProcess) -> Self {
+        Api {
+            url: p.url.clone(),
+            token: p.token.clone(),
+        }
     }
 }
 
