@@ -31,11 +31,39 @@ const RATE_LIMIT: u64 = 5000;
 pub struct App {
     pub state: Arc<Mutex<State>>,
     pub token: Arc<String>,
+    pub listing: Listing,
 }
 
 impl App {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The ids of the unfiltered Droplet lists (regular, then GPU), in id order, worked out once
+/// and shared by their pages: without it, each page of 200 scanned every Droplet. Forgotten
+/// after every request that is not a `GET` and every [`crate::Sim::with_state`], the only
+/// ways the Droplets change.
+#[derive(Clone, Default)]
+pub struct Listing(Arc<Mutex<Option<Arc<IdLists>>>>);
+
+/// Droplet ids: the regular ones, then the GPU ones.
+type IdLists = [Vec<u64>; 2];
+
+impl Listing {
+    pub fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The ids of the regular and of the GPU Droplets in `st`.
+    fn lists(&self, st: &State) -> Arc<IdLists> {
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let lists = cached.get_or_insert_with(|| {
+            let (gpu, regular) = st.droplets.values().partition(|d| d.gpu);
+            let ids = |v: Vec<&crate::state::SimDroplet>| v.iter().map(|d| d.id).collect();
+            Arc::new([ids(regular), ids(gpu)])
+        });
+        Arc::clone(lists)
     }
 }
 
@@ -189,6 +217,11 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
             _ => resp,
         }
     };
+    // A write may have changed the Droplets; it is answered only once the listing its
+    // change made stale is forgotten.
+    if method != "GET" {
+        app.listing.forget();
+    }
     // A 429 here is the per-minute burst limit (250): the hourly budget is what it is.
     let h = resp.headers_mut();
     for (k, v) in [
@@ -401,19 +434,19 @@ async fn list_droplets(
     // Only the requested page is rendered: listing 10,000 Droplets page by page stays linear.
     // Its Droplets are copied under the lock and rendered after it, so that concurrent pages
     // render in parallel.
-    let ids: Vec<u64> = app
-        .lock()
-        .droplets
-        .values()
-        // As the API: `tag_name` filters the default list, which never holds GPU Droplets.
-        .filter(|d| d.gpu == gpus)
-        .filter(|d| {
-            q.tag_name
-                .as_ref()
-                .is_none_or(|t| d.tags.iter().any(|x| x == t))
-        })
-        .map(|d| d.id)
-        .collect();
+    let ids: Vec<u64> = {
+        let st = app.lock();
+        match &q.tag_name {
+            None => app.listing.lists(&st)[usize::from(gpus)].clone(),
+            // As the API: `tag_name` filters the default list, which never holds GPU Droplets.
+            Some(t) => st
+                .droplets
+                .values()
+                .filter(|d| d.gpu == gpus && d.tags.iter().any(|x| x == t))
+                .map(|d| d.id)
+                .collect(),
+        }
+    };
     paginate_with(
         &headers,
         "/v2/droplets",
@@ -530,8 +563,21 @@ async fn list_firewalls(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let items: Vec<Value> = app.lock().firewalls.iter().map(|f| json!(f)).collect();
-    paginate(&headers, "/v2/firewalls", &q, "firewalls", items)
+    // Only the requested page is copied and rendered: listing 1,000 firewalls page by page
+    // stays linear.
+    let total = app.lock().firewalls.len();
+    paginate_with(
+        &headers,
+        "/v2/firewalls",
+        &q,
+        "firewalls",
+        total,
+        |start, end| {
+            let st = app.lock();
+            let end = end.min(st.firewalls.len());
+            st.firewalls[start.min(end)..end].to_vec()
+        },
+    )
 }
 
 async fn get_firewall(AxState(app): AxState<App>, Path(id): Path<String>) -> ApiResult {

@@ -25,6 +25,7 @@ pub struct Sim {
     pub addr: SocketAddr,
     pub token: String,
     state: Arc<Mutex<State>>,
+    listing: api::Listing,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -35,9 +36,11 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(state));
+        let listing = api::Listing::default();
         let app = api::App {
             state: state.clone(),
             token: Arc::new(token.to_string()),
+            listing: listing.clone(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = api::router(app);
@@ -53,6 +56,7 @@ impl Sim {
             addr,
             token: token.to_string(),
             state,
+            listing,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -70,8 +74,13 @@ impl Sim {
 
     /// Runs `f` with the account state locked.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut st)
+        let out = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut st)
+        };
+        // `f` may have changed the Droplets.
+        self.listing.forget();
+        out
     }
 
     pub fn set_faults(&self, faults: Faults) {

@@ -44,6 +44,47 @@ async fn pages_are_all_read_once() {
     sim.shutdown().await;
 }
 
+/// The simulator works out its Droplet lists once for all their pages; a change to the
+/// Droplets must show in the next read, never the lists as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_lists_follow_changes_to_the_droplets() {
+    let sim = start(fleet::generate(&FleetSpec::new(450, 5))).await;
+    let c = client(&sim);
+    let count = |c: &Client| {
+        let c = c.clone();
+        async move {
+            let regular = c.list_droplets().await.expect("droplets");
+            let gpus = c.list_gpu_droplets().await.expect("gpus");
+            (regular.len(), gpus.len())
+        }
+    };
+    let (regular, gpus) = count(&c).await;
+    assert_eq!(regular + gpus, 450);
+    let new_id = sim.with_state(|st| {
+        let mut d = st.droplets.values().find(|d| !d.gpu).expect("one").clone();
+        d.id = 0;
+        st.create_droplet(d)
+    });
+    assert_eq!(
+        count(&c).await,
+        (regular + 1, gpus),
+        "a new Droplet is listed"
+    );
+    sim.with_state(|st| st.droplets.get_mut(&new_id).expect("new").gpu = true);
+    assert_eq!(
+        count(&c).await,
+        (regular, gpus + 1),
+        "it moved to the GPU list"
+    );
+    sim.with_state(|st| st.droplets.remove(&new_id));
+    assert_eq!(
+        count(&c).await,
+        (regular, gpus),
+        "a removed Droplet is gone"
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured() {
     let sim = start(fixtures::known()).await;
