@@ -252,16 +252,23 @@ async fn audit(
         ..Scope::default()
     };
     let ssh = SshAccess::from_env()?;
-    let report = match Store::from_env() {
+    let audited = match Store::from_env() {
         Ok(store) => {
             shared::audit::audit_recorded(&client, &policy, &store, &scope, "cli", &ssh).await?
         }
         Err(e) => {
             tracing::warn!(error = %e, "no state store: findings history not kept");
-            shared::audit::audit(&client, &policy, None, &scope, "cli", &ssh).await?
+            let report = shared::audit::audit(&client, &policy, None, &scope, "cli", &ssh).await?;
+            shared::audit::Audited {
+                report,
+                cache_write: Default::default(),
+            }
         }
     };
-    print_report(&report, format, &client).await?;
+    // The report is printed while the full read is still being written to the cache.
+    let printed = print_report(&audited.report, format, &client).await;
+    let report = audited.finish().await;
+    printed?;
     Ok(exit_status(&report))
 }
 
