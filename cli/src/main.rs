@@ -252,23 +252,16 @@ async fn audit(
         ..Scope::default()
     };
     let ssh = SshAccess::from_env()?;
-    let audited = match Store::from_env() {
+    let report = match Store::from_env() {
         Ok(store) => {
             shared::audit::audit_recorded(&client, &policy, &store, &scope, "cli", &ssh).await?
         }
         Err(e) => {
             tracing::warn!(error = %e, "no state store: findings history not kept");
-            let report = shared::audit::audit(&client, &policy, None, &scope, "cli", &ssh).await?;
-            shared::audit::Audited {
-                report,
-                cache_write: Default::default(),
-            }
+            shared::audit::audit(&client, &policy, None, &scope, "cli", &ssh).await?
         }
     };
-    // The report is printed while the full read is still being written to the cache.
-    let printed = print_report(&audited.report, format, &client).await;
-    let report = audited.finish().await;
-    printed?;
+    print_report(&report, format, &client).await?;
     Ok(exit_status(&report))
 }
 

@@ -117,29 +117,13 @@ pub async fn audit(
     trigger: &str,
     ssh: &SshAccess,
 ) -> Result<Report, AuditError> {
-    let audited = audit_run(client, policy, store, scope, trigger, ssh).await?;
-    Ok(audited.finish().await)
+    let (report, cache_write) = audit_run(client, policy, store, scope, trigger, ssh).await?;
+    cache_write.finish().await;
+    Ok(report)
 }
 
-/// A finished audit whose full read may still be on its way to the state store's cache: the
-/// report now, the write to await with [`Audited::finish`] before the run ends (a Lambda is
-/// frozen once it answers). The CLI prints the report first.
-#[derive(Debug)]
-#[must_use = "await finish() before the run ends: it waits for the cache write"]
-pub struct Audited {
-    pub report: Report,
-    pub cache_write: CacheWrite,
-}
-
-impl Audited {
-    /// Waits for the cache write (a failure was logged, never fatal); the report.
-    pub async fn finish(self) -> Report {
-        self.cache_write.finish().await;
-        self.report
-    }
-}
-
-/// [`audit`], leaving the write of the full read to the cache running.
+/// [`audit`], leaving the write of the full read to the cache running: the caller awaits it
+/// before the run ends, after whatever else it does with the report.
 async fn audit_run(
     client: &Client,
     policy: &Policy,
@@ -147,18 +131,12 @@ async fn audit_run(
     scope: &Scope,
     trigger: &str,
     ssh: &SshAccess,
-) -> Result<Audited, AuditError> {
+) -> Result<(Report, CacheWrite), AuditError> {
     let run = Run::start(trigger, client);
     let started = std::time::Instant::now();
     let (mut snapshot, pending) = match crate::snapshot::read(client, store, policy, scope).await {
         Ok(s) => s,
-        Err(e) if e.is_reserve() => {
-            let report = run.stopped(client, &e);
-            return Ok(Audited {
-                report,
-                cache_write: CacheWrite::default(),
-            });
-        }
+        Err(e) if e.is_reserve() => return Ok((run.stopped(client, &e), CacheWrite::default())),
         Err(e) => return Err(e.into()),
     };
     tracing::debug!(
@@ -175,7 +153,8 @@ async fn audit_run(
         }
     };
     observe(&mut snapshot, policy, scope, ssh).await;
-    let mut findings = evaluate(&snapshot, policy, scope);
+    let (mut findings, cache_write) =
+        pending.start_beside(&snapshot, || evaluate(&snapshot, policy, scope));
     let now = Utc::now();
     crate::exemptions::apply(&mut findings, &snapshot.droplets, &policy.exemptions, now);
     tracing::info!(
@@ -193,12 +172,8 @@ async fn audit_run(
     );
     report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
     report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
-    // Evaluation had every core; the cache is built beside the history and the report.
-    let cache_write = pending.start_owning(snapshot);
-    Ok(Audited {
-        report,
-        cache_write,
-    })
+    drop_aside(snapshot);
+    Ok((report, cache_write))
 }
 
 /// Frees `value` on a blocking thread, beside the rest of the run. A full read of 10,000
@@ -211,8 +186,7 @@ pub fn drop_aside<T: Send + 'static>(value: T) {
 
 /// [`audit`], then the state store's findings index (each finding's `first_seen`, what was
 /// resolved, the run's summary). The audit does not depend on the store: when it cannot be
-/// read or written, the report goes without history and a warning is logged. The cache write
-/// may still be running: await [`Audited::finish`] before the run ends.
+/// read or written, the report goes without history and a warning is logged.
 pub async fn audit_recorded(
     client: &Client,
     policy: &Policy,
@@ -220,21 +194,21 @@ pub async fn audit_recorded(
     scope: &Scope,
     trigger: &str,
     ssh: &SshAccess,
-) -> Result<Audited, AuditError> {
+) -> Result<Report, AuditError> {
     let started = std::time::Instant::now();
     let (tracker, audited) = tokio::join!(
         Tracker::load(store, Utc::now()),
         audit_run(client, policy, Some(store), scope, trigger, ssh)
     );
-    let mut audited = audited?;
-    if audited.report.run.stopped_early {
-        return Ok(audited);
+    let (mut report, cache_write) = audited?;
+    if report.run.stopped_early {
+        return Ok(report);
     }
     let recorded = match tracker {
         Ok(t) => t
             .commit(
                 store,
-                &mut audited.report,
+                &mut report,
                 policy,
                 (&Coverage::of(scope, policy), &[]),
             )
@@ -249,5 +223,6 @@ pub async fn audit_recorded(
         ms = started.elapsed().as_millis() as u64,
         "findings history recorded"
     );
-    Ok(audited)
+    cache_write.finish().await;
+    Ok(report)
 }

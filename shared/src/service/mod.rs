@@ -494,10 +494,10 @@ async fn incident_report(
     let client = &deps.client.spending_reserve();
     if req.action == IncidentAction::Audit {
         let (policy, store) = (&deps.policy, &deps.store);
-        let audited =
-            crate::audit::audit_recorded(client, policy, store, &scope, "manual", &deps.ssh)
-                .await?;
-        return Ok(audited.finish().await);
+        return Ok(crate::audit::audit_recorded(
+            client, policy, store, &scope, "manual", &deps.ssh,
+        )
+        .await?);
     }
     let opts = RemediateOptions {
         scope: scope.clone(),

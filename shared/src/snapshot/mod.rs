@@ -103,46 +103,39 @@ impl Scope {
     }
 }
 
-/// A full read not yet written to the cache: [`PendingCache::start_owning`] builds the cache
-/// on a blocking thread while the run goes on, then writes it; [`PendingCache::start`] builds
-/// it at once. Empty for a re-check's read, without a state store, and for an incomplete read
-/// (a re-check must never build on a partial view).
+/// A full read not yet written to the cache: [`PendingCache::start_beside`] builds the cache
+/// on a second thread while the run evaluates, then starts its write; [`PendingCache::start`]
+/// builds it at once. Empty for a re-check's read, without a state store, and for an
+/// incomplete read (a re-check must never build on a partial view).
 #[derive(Debug, Default)]
-#[must_use = "start the cache write (start or start_owning), then await its finish()"]
+#[must_use = "start the cache write (start or start_beside), then await its finish()"]
 pub struct PendingCache(Option<(Store, DateTime<Utc>)>);
 
 impl PendingCache {
-    /// Builds the cache of `snapshot` and encodes it on a blocking thread, then writes it;
-    /// the snapshot is freed on that thread (a full read of 10,000 Droplets is over 100,000
-    /// allocations). The run goes on meanwhile: started once evaluation is done, it takes
-    /// the core the history and the report leave free. Must be called within a Tokio runtime.
-    pub fn start_owning(self, snapshot: Snapshot) -> CacheWrite {
+    /// Runs `work`, and meanwhile builds the cache of `snapshot` and encodes it on a scoped
+    /// thread; then starts the write. Blocks the calling thread for as long as the longer of
+    /// the two: for CPU-bound work (evaluation) that a run does there anyway.
+    pub fn start_beside<R>(self, snapshot: &Snapshot, work: impl FnOnce() -> R) -> (R, CacheWrite) {
         let Some((store, taken_at)) = self.0 else {
-            crate::audit::drop_aside(snapshot);
-            return CacheWrite::default();
+            return (work(), CacheWrite::default());
         };
-        let encoded = tokio::task::spawn_blocking(move || {
-            let cache = CachedAccount::encode_of(&snapshot, taken_at)?;
-            let sizes = ListSizes::of(&snapshot);
-            drop(snapshot);
-            Some(cache.map(|c| (c, sizes)))
-        });
-        CacheWrite(Some(tokio::spawn(async move {
-            let body = encoded.await.unwrap_or_else(|_| {
-                Some(Err(cache::encode_failed("the cache's encoder panicked")))
+        let (out, body) = std::thread::scope(|s| {
+            let body = s.spawn(|| {
+                let cache = CachedAccount::encode_of(snapshot, taken_at)?;
+                Some(cache.map(|c| (c, ListSizes::of(snapshot))))
             });
-            CacheWrite::write(store, body).await;
-        })))
+            (work(), body.join())
+        });
+        let body = match body {
+            Ok(body) => body,
+            Err(_) => Some(Err(cache::encode_failed("the cache's encoder panicked"))),
+        };
+        (out, CacheWrite::spawn(store, body))
     }
 
     /// Builds the cache of `snapshot` now and starts its write.
     pub fn start(self, snapshot: &Snapshot) -> CacheWrite {
-        let Some((store, taken_at)) = self.0 else {
-            return CacheWrite::default();
-        };
-        let body = CachedAccount::encode_of(snapshot, taken_at)
-            .map(|cache| cache.map(|c| (c, ListSizes::of(snapshot))));
-        CacheWrite(Some(tokio::spawn(CacheWrite::write(store, body))))
+        self.start_beside(snapshot, || ()).1
     }
 }
 
@@ -153,20 +146,24 @@ impl PendingCache {
 pub struct CacheWrite(Option<tokio::task::JoinHandle<()>>);
 
 impl CacheWrite {
-    /// Writes the encoded cache and the lists' sizes (`None`: nothing to cache); a failure is
-    /// logged, never fatal.
-    async fn write(store: Store, body: Option<Result<(Vec<u8>, ListSizes), StoreError>>) {
-        let written = match body {
-            None => return,
-            Some(Ok((body, sizes))) => match CachedAccount::save_encoded(&store, &body).await {
-                Ok(()) => sizes.save(&store).await,
-                Err(e) => Err(e),
-            },
-            Some(Err(e)) => Err(e),
+    /// Writes the encoded cache and the lists' sizes (`None`: nothing to cache) on a task; a
+    /// failure is logged, never fatal.
+    fn spawn(store: Store, body: Option<Result<(Vec<u8>, ListSizes), StoreError>>) -> Self {
+        let Some(body) = body else {
+            return CacheWrite::default();
         };
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
-        }
+        CacheWrite(Some(tokio::spawn(async move {
+            let written = match body {
+                Ok((body, sizes)) => match CachedAccount::save_encoded(&store, &body).await {
+                    Ok(()) => sizes.save(&store).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
+            }
+        })))
     }
 
     /// Waits for the write (its failure was logged).

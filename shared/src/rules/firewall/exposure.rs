@@ -17,7 +17,7 @@ pub(crate) type Rule<'a> = (&'a Firewall, &'a ParsedInbound);
 
 /// What the covering firewalls admit on one protocol over one run of ports, where the same
 /// rules apply to every port.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Admitted<'a> {
     pub protocol: Protocol,
     pub ports: PortRange,
@@ -77,44 +77,6 @@ pub(crate) fn admitted<'a>(
         }
     }
     out
-}
-
-/// What a set of covering firewalls admits over every port, tcp and udp, worked out once:
-/// the checks of one port or a few ([`Exposure::within`]) clip these runs rather than work
-/// the rules out again for each port.
-pub(crate) struct Exposure<'a> {
-    tcp: Vec<Admitted<'a>>,
-    udp: Vec<Admitted<'a>>,
-}
-
-impl<'a> Exposure<'a> {
-    pub fn of(rules: &[Rule<'a>]) -> Self {
-        Exposure {
-            tcp: admitted(rules, Protocol::Tcp, PortRange::ALL),
-            udp: admitted(rules, Protocol::Udp, PortRange::ALL),
-        }
-    }
-
-    /// Every run of `protocol` (tcp or udp; nothing for others).
-    pub fn all(&self, protocol: Protocol) -> &[Admitted<'a>] {
-        match protocol {
-            Protocol::Tcp => &self.tcp,
-            Protocol::Udp => &self.udp,
-            _ => &[],
-        }
-    }
-
-    /// [`admitted`] over `within`: the runs that overlap it, cut to it. The same runs, since
-    /// neighbouring runs over all ports never have the same result (they would be one).
-    pub fn within(&self, protocol: Protocol, within: PortRange) -> Vec<Admitted<'a>> {
-        self.all(protocol)
-            .iter()
-            .filter_map(|a| {
-                let ports = a.ports.intersection(&within)?;
-                Some(Admitted { ports, ..a.clone() })
-            })
-            .collect()
-    }
 }
 
 /// `within` cut at every rule's edges.
@@ -255,80 +217,4 @@ pub(crate) fn denying(
         })
         .map(|(f, r)| format!("firewall {} ({}) rule \"{}\"", f.name, f.id, r.text))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{admitted, parse_all, same, Exposure};
-    use crate::digitalocean::Protocol;
-    use crate::policy::PortRange;
-    use crate::rules::examples::{deny, firewall, inbound};
-
-    /// Clipping the runs over all ports gives what working out `within` alone gives, for
-    /// ranges that fall inside runs, across their edges, on gaps and at the ends.
-    #[test]
-    fn runs_clipped_to_a_range_are_the_ranges_own_runs() {
-        use Protocol::{Tcp, Udp};
-        let web = firewall(
-            "fw-web",
-            vec![
-                inbound(Tcp, "22", &["0.0.0.0/0", "::/0"]),
-                inbound(Tcp, "80-8080", &["0.0.0.0/0"]),
-                inbound(Tcp, "5432", &["10.0.0.0/8"]),
-                inbound(Udp, "all", &["198.51.100.0/24"]),
-                inbound(Tcp, "60000-65535", &["203.0.113.0/24"]),
-            ],
-            &[1],
-            &[],
-        );
-        let edge = firewall(
-            "fw-edge",
-            vec![
-                deny(Tcp, "22", &["198.51.100.0/24"]),
-                deny(Tcp, "3000-3999", &["0.0.0.0/0"]),
-                inbound(Tcp, "443", &["0.0.0.0/0"]),
-                deny(Udp, "53", &["198.51.100.0/25"]),
-            ],
-            &[1],
-            &[],
-        );
-        let parsed = parse_all(&[&web, &edge]);
-        let rules: Vec<_> = parsed.iter().map(|(f, r)| (*f, r)).collect();
-        let exposure = Exposure::of(&rules);
-        let r = |lo, hi| PortRange { lo, hi };
-        let ranges = [
-            r(22, 22),
-            r(1, 79),
-            r(21, 23),
-            r(79, 81),
-            r(443, 443),
-            r(2999, 4000),
-            r(3500, 3600),
-            r(5432, 5432),
-            r(8080, 8081),
-            r(9000, 9999),
-            r(53, 53),
-            r(1, 65535),
-            r(65535, 65535),
-        ];
-        for protocol in [Tcp, Udp] {
-            for within in ranges {
-                let direct = admitted(&rules, protocol, within);
-                let clipped = exposure.within(protocol, within);
-                assert_eq!(
-                    direct.len(),
-                    clipped.len(),
-                    "{protocol} {within}: {direct:?} / {clipped:?}"
-                );
-                for (a, b) in direct.iter().zip(&clipped) {
-                    assert_eq!(a.ports, b.ports, "{protocol} {within}");
-                    assert!(same(a, b), "{protocol} {within}: {a:?} / {b:?}");
-                }
-            }
-        }
-        assert!(
-            !exposure.within(Tcp, r(22, 22)).is_empty(),
-            "the test sees runs"
-        );
-    }
 }

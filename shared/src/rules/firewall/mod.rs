@@ -11,7 +11,7 @@ use crate::rules::{
     droplet_resource, Ctx, FIREWALL_FORBIDDEN_PORT, FIREWALL_LIMITS, FIREWALL_MISSING,
     FIREWALL_NOT_APPLIED, FIREWALL_SSH_OPEN, FIREWALL_WORLD_OPEN,
 };
-pub(crate) use exposure::{admitted, denying, exposure_text, parse_all, Admitted, Exposure, Rule};
+pub(crate) use exposure::{admitted, denying, exposure_text, parse_all, Admitted, Rule};
 
 pub const MAX_DROPLETS_BY_ID: usize = 10;
 pub const MAX_TAGS: usize = 5;
@@ -71,12 +71,11 @@ fn world_severity(hits: &[Hit<'_>]) -> Severity {
 /// The runs of `within` on `protocol` that admit an address outside the management ranges.
 fn outside_management<'a>(
     ctx: &Ctx<'_>,
-    exposure: &Exposure<'a>,
+    rules: &[Rule<'a>],
     protocol: Protocol,
     within: PortRange,
 ) -> Vec<Hit<'a>> {
-    exposure
-        .within(protocol, within)
+    admitted(rules, protocol, within)
         .into_iter()
         .filter_map(|a| {
             let open = a.set.difference(&ctx.management);
@@ -85,8 +84,8 @@ fn outside_management<'a>(
         .collect()
 }
 
-/// A check of a Droplet's exposure, given what its covering firewalls admit.
-type ExposureCheck = fn(&Ctx<'_>, &Droplet, &Exposure<'_>) -> Option<Finding>;
+/// A check of a Droplet's exposure, given its covering firewalls' rules.
+type ExposureCheck = fn(&Ctx<'_>, &Droplet, &[Rule<'_>]) -> Option<Finding>;
 
 pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut Vec<Finding>) {
     if fws.is_empty() {
@@ -97,7 +96,6 @@ pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut
     // (most Droplets share theirs), then given to each Droplet.
     let shared = ctx.exposure_memo(fws, || {
         let rules = covering_rules(ctx, fws);
-        let exposure = Exposure::of(&rules);
         let checks: [(&str, ExposureCheck); 3] = [
             (FIREWALL_SSH_OPEN, check_ssh_open),
             (FIREWALL_WORLD_OPEN, check_world_open),
@@ -106,7 +104,7 @@ pub(crate) fn check_droplet(ctx: &Ctx<'_>, d: &Droplet, fws: &[usize], out: &mut
         checks
             .into_iter()
             .filter(|(rule, _)| ctx.enabled(rule))
-            .filter_map(|(_, check)| check(ctx, d, &exposure))
+            .filter_map(|(_, check)| check(ctx, d, &rules))
             .collect()
     });
     out.extend(shared.iter().map(|f| Finding {
@@ -138,9 +136,9 @@ fn check_missing(ctx: &Ctx<'_>, d: &Droplet, out: &mut Vec<Finding>) {
 }
 
 /// `firewall.ssh-open`: the SSH port admits an address outside the management ranges.
-fn check_ssh_open(ctx: &Ctx<'_>, d: &Droplet, exposure: &Exposure<'_>) -> Option<Finding> {
+fn check_ssh_open(ctx: &Ctx<'_>, d: &Droplet, rules: &[Rule<'_>]) -> Option<Finding> {
     let port = ctx.policy.ssh.port;
-    let hits = outside_management(ctx, exposure, Protocol::Tcp, PortRange::single(port));
+    let hits = outside_management(ctx, rules, Protocol::Tcp, PortRange::single(port));
     if hits.is_empty() {
         return None;
     }
@@ -159,11 +157,11 @@ fn check_ssh_open(ctx: &Ctx<'_>, d: &Droplet, exposure: &Exposure<'_>) -> Option
 
 /// `firewall.forbidden-port`: a forbidden port (tcp or udp) admits an address outside the
 /// management ranges.
-fn check_forbidden_port(ctx: &Ctx<'_>, d: &Droplet, exposure: &Exposure<'_>) -> Option<Finding> {
+fn check_forbidden_port(ctx: &Ctx<'_>, d: &Droplet, rules: &[Rule<'_>]) -> Option<Finding> {
     let mut hits = Vec::new();
     for protocol in [Protocol::Tcp, Protocol::Udp] {
         for f in &ctx.policy.firewall.forbidden_ports {
-            hits.extend(outside_management(ctx, exposure, protocol, *f));
+            hits.extend(outside_management(ctx, rules, protocol, *f));
         }
     }
     if hits.is_empty() {
@@ -184,11 +182,11 @@ fn check_forbidden_port(ctx: &Ctx<'_>, d: &Droplet, exposure: &Exposure<'_>) -> 
 
 /// `firewall.world-open`: a port outside `world_open_allowed` (any udp port) is allowed from a
 /// `/0`, and the deny rules leave some of that family admitted.
-fn check_world_open(ctx: &Ctx<'_>, d: &Droplet, exposure: &Exposure<'_>) -> Option<Finding> {
+fn check_world_open(ctx: &Ctx<'_>, d: &Droplet, rules: &[Rule<'_>]) -> Option<Finding> {
     let allowed = &ctx.policy.firewall.world_open_allowed;
     let mut parts = Vec::new();
     for protocol in [Protocol::Tcp, Protocol::Udp] {
-        for a in exposure.all(protocol) {
+        for a in admitted(rules, protocol, PortRange::ALL) {
             // world_open_allowed lists tcp ports; nothing over udp may be open to the world.
             let ports = match protocol {
                 Protocol::Tcp => a.ports.uncovered_by(allowed),
@@ -196,7 +194,7 @@ fn check_world_open(ctx: &Ctx<'_>, d: &Droplet, exposure: &Exposure<'_>) -> Opti
             };
             let families = a.world_families();
             if !ports.is_empty() && !families.is_empty() {
-                parts.push(world_text(a, &ports, &families));
+                parts.push(world_text(&a, &ports, &families));
             }
         }
     }
