@@ -74,11 +74,10 @@ impl Sim {
 
     /// Runs `f` with the account state locked.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let out = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut st)
-        };
-        // `f` may have changed the Droplets.
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut st);
+        // `f` may have changed the Droplets: forgotten before any page can read them (the
+        // state lock, then the listing's, as a page takes them).
         self.listing.forget();
         out
     }
