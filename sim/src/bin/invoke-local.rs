@@ -7,6 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use clap::{Parser, ValueEnum};
 use serde_json::{json, Value};
 use sim::lambda::{Emulator, Outcome};
 
@@ -14,26 +15,36 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// The function's `DROPLETGUARD_MODE`.
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Audit,
+    Enforce,
+}
+
+/// One function binary under the Lambda Runtime API emulator, with one event.
+#[derive(Parser)]
+#[command(name = "invoke-local")]
+struct Args {
+    /// The function: scheduled-audit, webhook, incident-response or actions-poller.
+    function: String,
+    /// The event (for `webhook`, the body to sign and wrap in an HTTP API payload).
+    event_file: String,
+    /// Droplets in the simulated fleet.
+    #[arg(long, default_value_t = 25)]
+    droplets: usize,
+    #[arg(long, value_enum, default_value = "audit")]
+    mode: Mode,
 }
 
 #[tokio::main]
 async fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let (Some(function), Some(event_file)) = (args.get(1), args.get(2)) else {
-        return Err(
-            "usage: invoke-local FUNCTION EVENT_FILE [--droplets N] [--mode audit|enforce]".into(),
-        );
+    let args = Args::parse();
+    let (function, event_file, droplets) = (&args.function, &args.event_file, args.droplets);
+    let mode = match args.mode {
+        Mode::Audit => "audit",
+        Mode::Enforce => "enforce",
     };
-    let droplets: usize = arg(&args, "--droplets")
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(25);
-    let mode = arg(&args, "--mode").unwrap_or_else(|| "audit".into());
     let body = std::fs::read(event_file).map_err(|e| format!("{event_file}: {e}"))?;
     let payload: Value = if function == "webhook" {
         let ts = chrono::Utc::now().timestamp();
@@ -80,7 +91,7 @@ async fn main() -> Res<()> {
         .env("DROPLETGUARD_STATE_DIR", &state)
         .env("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)
         .env("DROPLETGUARD_POLICY_TOML", sim::FLEET_POLICY)
-        .env("DROPLETGUARD_MODE", &mode)
+        .env("DROPLETGUARD_MODE", mode)
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

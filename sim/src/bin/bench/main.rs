@@ -1,7 +1,7 @@
 //! `make bench`: dropletguard's benchmarks, on the simulator over loopback. Writes
 //! BENCHMARKS.md. Medians of several runs; every row says the command that reproduces it.
 //!
-//! Usage: bench [--quick] [--out FILE] [--huge-body-only | --events-only (prints section 6 or 7 alone) | --floor-only (section 7's full audit beside the floor client)]
+//! Usage: bench [--quick] [--out FILE] [--huge-body-only | --events-only | --floor-only] (`bench --help` says more)
 //! It expects the release binaries (`dropletguard` and the functions) beside itself.
 
 use std::path::{Path, PathBuf};
@@ -443,17 +443,32 @@ async fn probe_bench(runs: usize) -> Res<String> {
     ))
 }
 
+/// dropletguard's benchmarks, on the simulator over loopback.
+#[derive(clap::Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Three runs per row instead of five.
+    #[arg(long)]
+    quick: bool,
+    /// Where the full report goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Print section 6 (a 200 MiB answer) alone.
+    #[arg(long, group = "alone")]
+    huge_body_only: bool,
+    /// Print section 7 (requests per event) alone.
+    #[arg(long, group = "alone")]
+    events_only: bool,
+    /// Print section 7's full audit beside the floor client alone.
+    #[arg(long, group = "alone")]
+    floor_only: bool,
+}
+
 #[tokio::main]
 async fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let out_path = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "BENCHMARKS.md".into());
-    let runs = if quick { 3 } else { 5 };
+    let args = <Args as clap::Parser>::parse();
+    let out_path = args.out;
+    let runs = if args.quick { 3 } else { 5 };
     let dir = bin_dir()?;
     let dg = dir.join("dropletguard");
     if !dg.exists() {
@@ -467,11 +482,11 @@ async fn main() -> Res<()> {
     std::fs::write(&policy, sim::FLEET_POLICY)?;
     // One section alone, printed with its misses.
     let mut misses = Vec::new();
-    let alone = if args.iter().any(|a| a == "--events-only") {
+    let alone = if args.events_only {
         Some(events::section(&dir, &policy, runs, &mut misses).await?)
-    } else if args.iter().any(|a| a == "--floor-only") {
+    } else if args.floor_only {
         Some(events::floor_rows(&dir, &policy, runs, &mut misses).await?)
-    } else if args.iter().any(|a| a == "--huge-body-only") {
+    } else if args.huge_body_only {
         Some(huge_body_bench(&dg, &policy, runs, &mut misses).await?)
     } else {
         None
@@ -724,6 +739,6 @@ async fn main() -> Res<()> {
         }
     }
     std::fs::write(&out_path, md)?;
-    eprintln!("wrote {out_path}");
+    eprintln!("wrote {}", out_path.display());
     Ok(())
 }
