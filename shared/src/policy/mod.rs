@@ -413,8 +413,9 @@ fn read_policy_file(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// What a file that is not a regular file is, for the error.
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+/// What a file that is not a regular file is, for the error (`a FIFO`, `a device`,
+/// `a socket`, `a directory`).
+pub(crate) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

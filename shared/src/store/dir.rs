@@ -72,13 +72,34 @@ impl StateStore for DirStore {
         Ok(true)
     }
 
+    /// The file's bytes. Only a regular file is read: it is opened without blocking and
+    /// checked before a byte is read (a FIFO left at a key would otherwise hang the run, a
+    /// device like `/dev/zero` never end). Errors name the file and what it is.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        use tokio::io::AsyncReadExt;
         check_key(key)?;
-        match tokio::fs::read(self.root.join(key)).await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io(key, e)),
+        let mut open = tokio::fs::OpenOptions::new();
+        open.read(true);
+        #[cfg(unix)]
+        open.custom_flags(libc::O_NONBLOCK);
+        let mut f = match open.open(self.root.join(key)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(key, e)),
+        };
+        let meta = f.metadata().await.map_err(|e| self.io(key, e))?;
+        if !meta.is_file() {
+            let what = crate::policy::file_kind(&meta);
+            return Err(self.io(
+                key,
+                std::io::Error::other(format!("not a regular file ({what})")),
+            ));
         }
+        let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        f.read_to_end(&mut body)
+            .await
+            .map_err(|e| self.io(key, e))?;
+        Ok(Some(body))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

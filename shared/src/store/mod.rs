@@ -271,6 +271,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn dir_store_refuses_to_read_what_is_not_a_regular_file() {
+        // A FIFO at a key used to hang every run that read it (the cache, the lists' sizes);
+        // a directory or a device is refused the same way, naming the file and what it is.
+        let dir = std::env::temp_dir().join(format!("dg-store-{}", uuid::Uuid::new_v4()));
+        let s = Store::Dir(DirStore::new(dir.clone()));
+        std::fs::create_dir_all(dir.join("cache/snapshot.json")).expect("mkdir");
+        let fifo = dir.join("cache/list-sizes.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        for (key, what) in [
+            ("cache/list-sizes.json", "a FIFO"),
+            ("cache/snapshot.json", "a directory"),
+        ] {
+            let got = tokio::time::timeout(std::time::Duration::from_secs(10), s.get(key))
+                .await
+                .expect("the read returns instead of blocking");
+            let err = got.expect_err("not a regular file").to_string();
+            assert!(err.contains(key) && err.contains(what), "{err}");
+        }
+        s.put("cache/ok.json", b"{}").await.expect("put");
+        assert_eq!(
+            s.get("cache/ok.json").await.expect("get"),
+            Some(b"{}".to_vec())
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
     async fn dir_store_write_failure_is_an_error() {
         // A file where the directory should be: every write must fail, loudly.
         let file = std::env::temp_dir().join(format!("dg-store-file-{}", uuid::Uuid::new_v4()));
