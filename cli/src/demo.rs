@@ -77,6 +77,7 @@ pub async fn run() -> Result<ExitCode> {
         ssh: &ssh,
         now: None,
         ignore_grace: false,
+        started: None,
     };
     let fixed = remediate(&client, &policy, &store, opts).await?;
     for c in &fixed.changes {

@@ -288,6 +288,7 @@ async fn remediate(
         ssh: &ssh,
         now: None,
         ignore_grace: false,
+        started: None,
     };
     let report = shared::remediate::remediate(&client, &policy, &store, opts).await?;
     print_report(&report, format, &client).await?;

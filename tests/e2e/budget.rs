@@ -6,6 +6,7 @@ use shared::digitalocean::{Client, ClientConfig, Token};
 use shared::service::{
     handle_webhook, incident, poll_actions, scheduled_run, Deps, IncidentAction, IncidentRequest,
 };
+use shared::snapshot::cache::{ListSizes, SeenBudget, BUDGET_KEY, SIZES_KEY};
 use shared::store::{DirStore, Store};
 use shared::webhook::{sign, Secret};
 use shared::Policy;
@@ -150,10 +151,11 @@ async fn the_poller_keeps_its_cursor_and_a_webhook_asks_to_be_sent_again() {
         .as_str()
         .unwrap_or_default()
         .contains("kept for incident response"));
-    // The claim was released: the sender's retry, once the budget allows (a new hour), is
-    // processed (here by another instance, which has not seen the budget run low).
+    // The claim was released: the sender's retry, once the budget allows (a new hour: the
+    // reset time the last run kept has passed), is processed.
     sim.set_faults(Faults::default());
     let d = deps(&sim, &dir, "");
+    hour_over(&d).await;
     let r = handle_webhook(&d, &headers("msg_budget"), body.as_bytes(), now).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_ne!(r.body["duplicate"], true);
@@ -179,5 +181,187 @@ async fn the_cli_audit_exits_2_at_the_reserve() {
         "{}",
         table.stdout
     );
+    sim.shutdown().await;
+}
+
+/// The hour the budget kept in the state store counted is over (its reset time has passed).
+async fn hour_over(d: &Deps) {
+    let mut seen: SeenBudget = d
+        .store
+        .get_json(BUDGET_KEY)
+        .await
+        .expect("read")
+        .expect("a run kept the budget it saw");
+    seen.rate.reset = (chrono::Utc::now().timestamp() - 1) as u64;
+    d.store.put_json(BUDGET_KEY, &seen).await.expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_one_run_saw_holds_the_next_runs_first_requests() {
+    // Each Lambda instance and CLI process starts with a client of its own: without the
+    // budget kept in the state store, each sent its first requests (a whole re-check) blind.
+    let sim = sim_with(980).await;
+    let dir = tempfile::tempdir().expect("state");
+    let first = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(first.run.stopped_early);
+    let sent = sim.requests().len();
+    let d = deps(&sim, &dir, "");
+    let next = scheduled_run(&d, "schedule").await.expect("report");
+    assert!(next.run.stopped_early, "{:?}", next.run);
+    assert!(
+        next.run
+            .incomplete
+            .join("; ")
+            .contains("kept for incident response"),
+        "{:?}",
+        next.run.incomplete
+    );
+    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
+    let body = format!(r#"{{"type":"droplet.updated","data":{{"droplet_id":{id}}}}}"#);
+    let now = chrono::Utc::now().timestamp();
+    let secret = Secret::parse(SECRET).expect("secret");
+    let headers = vec![
+        ("webhook-id".to_string(), "msg_seen".to_string()),
+        ("webhook-timestamp".to_string(), now.to_string()),
+        (
+            "webhook-signature".to_string(),
+            sign(&secret, "msg_seen", now, body.as_bytes()),
+        ),
+    ];
+    let r = handle_webhook(&deps(&sim, &dir, ""), &headers, body.as_bytes(), now).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(sim.requests().len(), sent, "nothing more was sent");
+    // Once the hour it counted is over, the next run goes ahead.
+    sim.set_faults(Faults::default());
+    hour_over(&d).await;
+    let later = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(later.run.complete, "{:?}", later.run.incomplete);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_sends_the_remembered_pages_at_once_only_with_room_for_them() {
+    let sim = start(generate(&FleetSpec::new(500, 5))).await;
+    let dir = tempfile::tempdir().expect("state");
+    let d = deps(&sim, &dir, "");
+    let full = scheduled_run(&d, "schedule").await.expect("report");
+    assert!(full.run.complete);
+    let sizes: ListSizes = d
+        .store
+        .get_json(SIZES_KEY)
+        .await
+        .expect("read")
+        .expect("sizes");
+    assert_eq!(sizes.droplets, Some(500 - sizes.gpus.unwrap_or(0)));
+    // One round trip while the budget allows: every page in one wave of 7.
+    let before = sim.requests().len();
+    let again = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(again.run.complete);
+    let wave = sim.requests().len() - before;
+    assert_eq!(wave, 7, "{:?}", &sim.requests()[before..]);
+
+    // The last run saw 1,004 left: the wave's 7 would end below the 1,000 kept. Only the
+    // first page of each list goes; their answers (1,000 left by now) stop the rest.
+    sim.set_faults(Faults {
+        ratelimit_remaining: Some(1_000),
+        ..Default::default()
+    });
+    let mut seen: SeenBudget = d
+        .store
+        .get_json(BUDGET_KEY)
+        .await
+        .expect("read")
+        .expect("kept");
+    seen.rate.remaining = 1_004;
+    d.store.put_json(BUDGET_KEY, &seen).await.expect("write");
+    let before = sim.requests().len();
+    let low = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(low.run.stopped_early, "{:?}", low.run);
+    let sent: Vec<String> = sim.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.query))
+        .collect();
+    assert!(sent.len() <= 5, "{sent:?}");
+    assert!(sent.iter().all(|r| r.ends_with("&page=1")), "{sent:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sizes_far_larger_than_the_account_cost_what_a_first_read_costs() {
+    // A stale, foreign or hostile cache/list-sizes.json: 1,000,000 of everything. It sent
+    // 50 empty pages per list (about 260 requests, 50 of them to /v2/account/keys, which
+    // allows 10 a minute).
+    let sim = start(generate(&FleetSpec::new(500, 5))).await;
+    let first_dir = tempfile::tempdir().expect("state");
+    let first = scheduled_run(&deps(&sim, &first_dir, ""), "schedule")
+        .await
+        .expect("report");
+    let first_read = sim.requests().len();
+    let dir = tempfile::tempdir().expect("state");
+    let d = deps(&sim, &dir, "");
+    let huge = ListSizes {
+        droplets: Some(1_000_000),
+        gpus: Some(1_000_000),
+        firewalls: Some(1_000_000),
+        vpcs: Some(1_000_000),
+        ssh_keys: Some(1_000_000),
+    };
+    d.store.put_json(SIZES_KEY, &huge).await.expect("write");
+    let before = sim.requests().len();
+    let report = scheduled_run(&d, "schedule").await.expect("report");
+    assert!(report.run.complete);
+    assert_eq!(sim.requests().len() - before, first_read);
+    assert_eq!(report.findings.len(), first.findings.len());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_run_counts_the_events_own_reads() {
+    // The tag's members and the GPU list, or the Droplet an event names, are read before
+    // the re-check: `run.api_requests` left them out (a tag event on 60,000 Droplets said
+    // 303 of its 413 requests; a Droplet that no longer exists said 0).
+    let sim = start(generate(&FleetSpec::new(500, 5))).await;
+    let dir = tempfile::tempdir().expect("state");
+    let d = deps(&sim, &dir, "");
+    scheduled_run(&d, "schedule")
+        .await
+        .expect("the full read the re-checks build on");
+    let secret = Secret::parse(SECRET).expect("secret");
+    for (n, body) in [
+        r#"{"type":"tag.changed","data":{"tag":"env:prod"}}"#,
+        r#"{"type":"droplet.updated","data":{"droplet_id":999999999}}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let now = chrono::Utc::now().timestamp();
+        let id = format!("msg_count_{n}");
+        let headers = vec![
+            ("webhook-id".to_string(), id.clone()),
+            ("webhook-timestamp".to_string(), now.to_string()),
+            (
+                "webhook-signature".to_string(),
+                sign(&secret, &id, now, body.as_bytes()),
+            ),
+        ];
+        let before = sim.requests().len();
+        let r = handle_webhook(&d, &headers, body.as_bytes(), now).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sent = (sim.requests().len() - before) as u64;
+        assert!(sent >= 1, "{body}");
+        assert_eq!(
+            r.body["run"]["api_requests"], sent,
+            "{body}: {}",
+            r.body["run"]
+        );
+    }
     sim.shutdown().await;
 }

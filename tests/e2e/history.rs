@@ -206,6 +206,7 @@ async fn run_at(
         ssh: &ssh,
         now: Some(now),
         ignore_grace,
+        started: None,
     };
     remediate(&client(sim), policy, store, opts)
         .await

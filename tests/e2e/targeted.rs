@@ -356,6 +356,7 @@ async fn rechecks_that_attach_the_baseline_create_it_once_within_their_budget() 
             ssh: &ssh,
             now: None,
             ignore_grace: false,
+            started: None,
         };
         let r = shared::remediate::remediate(&client(&sim), &policy, &store, opts)
             .await

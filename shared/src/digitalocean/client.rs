@@ -204,6 +204,12 @@ struct RateState {
     remaining: AtomicU64,
     /// Unix seconds when the hourly budget resets (`ratelimit-reset`).
     reset: AtomicU64,
+    /// Unix seconds the budget above is as of (0: never).
+    at: AtomicU64,
+    /// An answer of this client's (not a seed) gave the budget.
+    heard: std::sync::atomic::AtomicBool,
+    /// `at` of the budget last handed out to be kept ([`Client::rate_limit_to_keep`]).
+    kept_at: AtomicU64,
 }
 
 impl Default for RateState {
@@ -212,12 +218,15 @@ impl Default for RateState {
             limit: AtomicU64::new(u64::MAX),
             remaining: AtomicU64::new(u64::MAX),
             reset: AtomicU64::new(0),
+            at: AtomicU64::new(0),
+            heard: Default::default(),
+            kept_at: AtomicU64::new(0),
         }
     }
 }
 
 /// The token's request budget as the API last told it (`ratelimit-*` headers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Requests per hour (`ratelimit-limit`; DigitalOcean: 5,000).
     pub limit: u64,
@@ -476,10 +485,62 @@ impl Client {
         })
     }
 
+    /// The budget as this client's own answers gave it (`None` when it knows only a seed,
+    /// or nothing): what a run leaves for the next one.
+    pub fn rate_limit_heard(&self) -> Option<RateLimit> {
+        self.rate_limit()
+            .filter(|_| self.rate.heard.load(Ordering::Relaxed))
+    }
+
+    /// [`Client::rate_limit_heard`] with the unix seconds it is as of, once per answer: `None`
+    /// when it was handed out already (so that a run keeps it once, however many of its
+    /// steps offer to).
+    pub fn rate_limit_to_keep(&self) -> Option<(RateLimit, u64)> {
+        let rate = self.rate_limit_heard()?;
+        let at = self.rate.at.load(Ordering::Relaxed);
+        (self.rate.kept_at.swap(at, Ordering::Relaxed) != at).then_some((rate, at))
+    }
+
+    /// Unix seconds the known budget is as of (its answer, or the seed's look); `None`
+    /// when no budget is known.
+    pub fn rate_limit_at(&self) -> Option<u64> {
+        self.rate_limit()
+            .map(|_| self.rate.at.load(Ordering::Relaxed))
+    }
+
+    /// Starts from a budget another run saw at `seen_at` (unix seconds; `ratelimit-*` as it
+    /// last came), so that this run's first requests are held to the reserve too, before
+    /// any answer of its own. Used only when newer than what this client knows (a warm
+    /// Lambda's client keeps the budget of its last invocation), and not when its reset time
+    /// has passed (the hour it counted is over).
+    pub fn seed_rate_limit(&self, seen: RateLimit, seen_at: u64) {
+        let known_at = self.rate_limit_at().unwrap_or(0);
+        if seen_at <= known_at || seen.reset <= unix_now() {
+            return;
+        }
+        self.rate.limit.store(seen.limit, Ordering::Relaxed);
+        self.rate.reset.store(seen.reset, Ordering::Relaxed);
+        self.rate.at.store(seen_at, Ordering::Relaxed);
+        self.rate.remaining.store(seen.remaining, Ordering::Relaxed);
+    }
+
+    /// Whether `n` requests sent at once, before any of them answers, stay clear of the
+    /// reserve as far as the last known budget says: always when the budget is not known yet,
+    /// its reset time has passed, or this client may spend the reserve.
+    pub fn has_room_for(&self, n: u64) -> bool {
+        let Some(rate) = self.rate_limit().filter(|_| !self.reserve.may_spend) else {
+            return true;
+        };
+        let reserve = rate.limit.saturating_mul(u64::from(self.reserve.percent)) / 100;
+        rate.reset <= unix_now() || rate.remaining > reserve.saturating_add(n)
+    }
+
     /// Remembers an answer's `ratelimit-*` headers.
     fn observe_rate(&self, headers: &HeaderMap) {
         if let Some(r) = header_u64(headers, "ratelimit-remaining") {
             self.rate.remaining.store(r, Ordering::Relaxed);
+            self.rate.at.store(unix_now(), Ordering::Relaxed);
+            self.rate.heard.store(true, Ordering::Relaxed);
         }
         if let Some(l) = header_u64(headers, "ratelimit-limit") {
             self.rate.limit.store(l, Ordering::Relaxed);

@@ -58,6 +58,10 @@ pub struct RemediateOptions<'a> {
     pub now: Option<DateTime<Utc>>,
     /// Act on findings still within their grace period (incident response).
     pub ignore_grace: bool,
+    /// The run, when it began before remediation: an event's own reads (the touched
+    /// Droplets, a tag's members) then count in its `run.api_requests`. `None`: it starts
+    /// here.
+    pub started: Option<Run>,
 }
 
 /// Audit, plan, apply (unless dry-run), re-read, report. The report's findings are what is
@@ -70,7 +74,10 @@ pub async fn remediate(
     store: &Store,
     opts: RemediateOptions<'_>,
 ) -> Result<Report, RemediateError> {
-    let run = Run::start(opts.trigger, client);
+    let run = opts
+        .started
+        .clone()
+        .unwrap_or_else(|| Run::start(opts.trigger, client));
     let tracker = Tracker::load(store, opts.now.unwrap_or_else(Utc::now)).await?;
     let mut snapshot = match read(client, store, policy, &opts.scope).await {
         Ok(s) => s,

@@ -24,6 +24,7 @@ use crate::evaluate::Scope;
 use crate::policy::{Policy, PolicyError};
 use crate::remediate::{self, RemediateError, RemediateOptions};
 use crate::report::{Report, Severity, Status};
+use crate::snapshot::cache::SeenBudget;
 use crate::ssh_audit::SshAccess;
 use crate::store::{StateStore, Store, StoreError};
 use crate::webhook::{self, Event, ReplayGuard, Secret};
@@ -175,6 +176,7 @@ async fn expiry_news(deps: &Deps, report: &Report) -> Result<bool, ServiceError>
 
 /// The scheduled run: the whole account, remediation per policy, report and ledger stored.
 pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, ServiceError> {
+    SeenBudget::seed(&deps.store, &deps.client).await;
     let scope = Scope::all();
     let opts = RemediateOptions {
         scope: scope.clone(),
@@ -183,18 +185,16 @@ pub async fn scheduled_run(deps: &Deps, trigger: &str) -> Result<Report, Service
         ssh: &deps.ssh,
         now: None,
         ignore_grace: false,
+        started: None,
     };
     let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
     after_run(deps, &report, &scope).await?;
     Ok(report)
 }
 
-/// Audit and remediate only `droplets`, as just read from the API.
-async fn recheck(
-    deps: &Deps,
-    droplets: Vec<Droplet>,
-    trigger: &str,
-) -> Result<Report, ServiceError> {
+/// Audit and remediate only `droplets`, as just read from the API, in `run` (begun before
+/// the reads that found them, which count in it).
+async fn recheck(deps: &Deps, droplets: Vec<Droplet>, run: &Run) -> Result<Report, ServiceError> {
     let scope = Scope {
         droplet_ids: Some(droplets.iter().map(|d| d.id).collect()),
         no_ssh: false,
@@ -203,10 +203,11 @@ async fn recheck(
     let opts = RemediateOptions {
         scope: scope.clone(),
         dry_run: false,
-        trigger,
+        trigger: &run.trigger,
         ssh: &deps.ssh,
         now: None,
         ignore_grace: false,
+        started: Some(run.clone()),
     };
     let report = remediate::remediate(&deps.client, &deps.policy, &deps.store, opts).await?;
     after_run(deps, &report, &scope).await?;
@@ -337,7 +338,9 @@ pub async fn handle_webhook(
         }
         Err(e) => return reply(500, json!({"error": e.to_string()})),
     }
-    match process_event(deps, &event).await {
+    let processed = process_event(deps, &event).await;
+    SeenBudget::save(&deps.store, &deps.client).await;
+    match processed {
         // Held back to keep the incident-response reserve: the sender retries later.
         Ok(report) if report.run.stopped_early => {
             release(deps, &key).await;
@@ -424,6 +427,8 @@ async fn claim(
 
 /// Re-checks the Droplets an event touched that still exist.
 async fn process_event(deps: &Deps, event: &webhook::Event) -> Result<Report, ServiceError> {
+    SeenBudget::seed(&deps.store, &deps.client).await;
+    let run = Run::start("webhook", &deps.client);
     let touched = touched_droplets(&deps.client, event).await?;
     tracing::info!(
         event = event.type_name(),
@@ -433,10 +438,9 @@ async fn process_event(deps: &Deps, event: &webhook::Event) -> Result<Report, Se
     // Only Droplets that still exist (a deleted one has nothing left to check).
     let existing = existing_droplets(&deps.client, touched).await?;
     if existing.is_empty() {
-        let run = Run::start("webhook", &deps.client);
         return Ok(empty_report(&run, &deps.client));
     }
-    recheck(deps, existing, "webhook").await
+    recheck(deps, existing, &run).await
 }
 
 /// The touched Droplets that still exist, as the API has them now: those already read, and
@@ -506,6 +510,7 @@ async fn incident_report(
         ssh: &deps.ssh,
         now: None,
         ignore_grace: true,
+        started: None,
     };
     let r = remediate::remediate(client, &deps.policy, &deps.store, opts).await?;
     if !req.dry_run {
@@ -642,10 +647,12 @@ fn touched_and_cursor(
 /// the cursor), re-checks the Droplets those actions touched, then moves the cursor. Actions
 /// still in progress are left for the next poll. Without a cursor, only the newest page is read.
 pub async fn poll_actions(deps: &Deps, max_pages: u64) -> Result<PollOutcome, ServiceError> {
+    SeenBudget::seed(&deps.store, &deps.client).await;
     let run = Run::start("schedule", &deps.client);
     let cursor: Option<Cursor> = deps.store.get_json(CURSOR_KEY).await?;
     let last = cursor.as_ref().map(|c| c.last_action_id);
     let polled = poll_once(deps, &run, last, max_pages).await;
+    SeenBudget::save(&deps.store, &deps.client).await;
     let (outcome, report) = match polled {
         Ok((outcome, report)) => (Some(outcome), report),
         Err(e) => match reserve_error(&e) {
@@ -692,7 +699,7 @@ async fn poll_once(
     let report = if existing.is_empty() {
         empty_report(run, &deps.client)
     } else {
-        recheck(deps, existing, "schedule").await?
+        recheck(deps, existing, run).await?
     };
     let seen: HashSet<u64> = fresh.iter().map(|a| a.id).collect();
     Ok(((seen.len(), droplets, next), report))

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Snapshot;
-use crate::digitalocean::{Droplet, Networks, RegionRef, SshKey};
+use crate::digitalocean::{Client, Droplet, Networks, RateLimit, RegionRef, SshKey};
 use crate::store::{Store, StoreError};
 
 /// Where the cache lives in the state store.
@@ -77,6 +77,118 @@ impl ListSizes {
     pub async fn save(&self, store: &Store) -> Result<(), StoreError> {
         let body = serde_json::to_vec(self).map_err(|e| encode_failed(&e.to_string()))?;
         crate::store::StateStore::put(store, SIZES_KEY, &body).await
+    }
+
+    /// These sizes as a full read may use them: all its hinted pages go out before any
+    /// answer, so they are dropped (the read goes in two round trips, the first pages'
+    /// answers telling the budget and the sizes) unless
+    /// - the pages past the lists' first ones are at most two rounds of
+    ///   `page_concurrency` (100), so that sizes far larger than the account (stale or
+    ///   foreign) cost at most that many empty pages;
+    /// - the client knows a budget seen within [`BLIND_WAVE_BUDGET_AGE`] (by this run, or an
+    ///   earlier one: [`SeenBudget`]) that leaves room for the whole wave above the reserve
+    ///   ([`Client::has_room_for`]).
+    ///
+    /// The SSH key list is hinted for at most [`MAX_BLIND_KEY_PAGES`] pages
+    /// (`GET /v2/account/keys` allows 10 requests a minute).
+    pub fn usable(&self, client: &Client) -> ListSizes {
+        let per_page = u64::from(client.config().per_page.max(1));
+        let pages = |n: Option<u64>| n.map_or(1, |n| n.div_ceil(per_page).max(1));
+        let mut sizes = self.clone();
+        if pages(sizes.ssh_keys) > MAX_BLIND_KEY_PAGES {
+            sizes.ssh_keys = None;
+        }
+        let lists = [
+            sizes.droplets,
+            sizes.gpus,
+            sizes.firewalls,
+            sizes.vpcs,
+            sizes.ssh_keys,
+        ];
+        let wave: u64 = lists.iter().map(|n| pages(*n)).sum();
+        let past_first = wave - lists.len() as u64;
+        let most = 2 * client.config().page_concurrency.max(1) as u64;
+        let now = Utc::now().timestamp().max(0) as u64;
+        let max_age = BLIND_WAVE_BUDGET_AGE.num_seconds() as u64;
+        let recent = client
+            .rate_limit_at()
+            .is_some_and(|at| at <= now && now - at <= max_age);
+        let why = if past_first == 0 {
+            return sizes;
+        } else if past_first > most {
+            format!("they fill {past_first} pages past the first ones, more than {most}")
+        } else if !recent {
+            let age = BLIND_WAVE_BUDGET_AGE.num_minutes();
+            format!("no budget seen in the last {age} minutes to send them against")
+        } else if !client.has_room_for(wave) {
+            format!("the budget last seen has no room for {wave} requests above the reserve")
+        } else {
+            return sizes;
+        };
+        tracing::info!(reason = %why, "the lists' sizes are not used: the first pages go first");
+        ListSizes::default()
+    }
+}
+
+/// The most pages of the account's SSH keys asked for before the first answers
+/// (`GET /v2/account/keys` allows 10 requests a minute; `../shared/do-api/README.md`).
+pub const MAX_BLIND_KEY_PAGES: u64 = 2;
+
+/// How recent a budget must be for a full read to send its pages before any answer.
+pub const BLIND_WAVE_BUDGET_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Where the budget the API last told a run is kept ([`SeenBudget`]).
+pub const BUDGET_KEY: &str = "cache/ratelimit.json";
+
+/// The token's budget as a run's answers last gave it (`ratelimit-*`), kept in the state
+/// store so that the next run (another Lambda instance, the CLI) holds its first requests to
+/// the reserve before any answer of its own. A few dozen bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenBudget {
+    #[serde(flatten)]
+    pub rate: RateLimit,
+    pub seen_at: DateTime<Utc>,
+}
+
+impl SeenBudget {
+    /// Seeds `client` with the budget kept in `store` when it is newer than what the client
+    /// knows ([`Client::seed_rate_limit`]). A missing, oversized or invalid object seeds
+    /// nothing (logged). Call it where a run starts, before its first request.
+    pub async fn seed(store: &Store, client: &Client) {
+        let seen: Result<Option<SeenBudget>, String> =
+            match crate::store::StateStore::get(store, BUDGET_KEY).await {
+                Ok(Some(b)) if b.len() <= MAX_SIZES_BYTES => {
+                    serde_json::from_slice(&b).map_err(|e| format!("not valid: {e}"))
+                }
+                Ok(Some(b)) => Err(format!("{} bytes, more than {MAX_SIZES_BYTES}", b.len())),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            };
+        match seen {
+            Ok(Some(seen)) => {
+                let at = seen.seen_at.timestamp().max(0) as u64;
+                client.seed_rate_limit(seen.rate, at);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                tracing::info!(reason = %why, key = BUDGET_KEY, "the budget last seen is not used")
+            }
+        }
+    }
+
+    /// Keeps the budget `client`'s answers gave (nothing when none did, or when it was kept
+    /// already); a failure is logged.
+    pub async fn save(store: &Store, client: &Client) {
+        let Some((rate, at)) = client.rate_limit_to_keep() else {
+            return;
+        };
+        let seen = SeenBudget {
+            rate,
+            seen_at: DateTime::from_timestamp(at as i64, 0).unwrap_or_else(Utc::now),
+        };
+        if let Err(e) = store.put_json(BUDGET_KEY, &seen).await {
+            tracing::warn!(error = %e, key = BUDGET_KEY, "the budget seen was not kept");
+        }
     }
 }
 
@@ -324,7 +436,144 @@ impl CachedDroplet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digitalocean::{ClientConfig, Token};
     use crate::rules::examples;
+    use crate::store::StateStore;
+
+    fn client() -> Client {
+        // Never sends: these tests look only at what it knows of the budget.
+        let cfg = ClientConfig::new("http://127.0.0.1:9", Token::new("t"));
+        Client::new(cfg).expect("client").keeping_reserve(20)
+    }
+
+    fn in_an_hour() -> u64 {
+        (Utc::now().timestamp() + 3600) as u64
+    }
+
+    fn now() -> u64 {
+        Utc::now().timestamp() as u64
+    }
+
+    fn budget(remaining: u64) -> RateLimit {
+        RateLimit {
+            limit: 5_000,
+            remaining,
+            reset: in_an_hour(),
+        }
+    }
+
+    /// The sizes of a 10,000-Droplet account of section 7 of BENCHMARKS.md.
+    fn ten_thousand() -> ListSizes {
+        ListSizes {
+            droplets: Some(9_950),
+            gpus: Some(50),
+            firewalls: Some(1_020),
+            vpcs: Some(30),
+            ssh_keys: Some(3),
+        }
+    }
+
+    #[test]
+    fn sizes_go_out_before_any_answer_only_against_a_recent_budget_with_room() {
+        // Nothing known of the budget: the first pages go first.
+        assert_eq!(ten_thousand().usable(&client()), ListSizes::default());
+        // Known, but from 16 minutes ago: not recent enough to send 59 requests against.
+        let c = client();
+        c.seed_rate_limit(budget(4_000), now() - 16 * 60);
+        assert_eq!(ten_thousand().usable(&c), ListSizes::default());
+        // 59 requests at once: 1,058 left is room above the 1,000 kept, 1,058 - 59 is not.
+        let c = client();
+        c.seed_rate_limit(budget(1_058), now());
+        assert_eq!(ten_thousand().usable(&c), ListSizes::default());
+        let c = client();
+        c.seed_rate_limit(budget(1_060), now());
+        assert_eq!(ten_thousand().usable(&c), ten_thousand());
+        // Incident response may spend the reserve.
+        let c = client().spending_reserve();
+        c.seed_rate_limit(budget(10), now());
+        assert_eq!(ten_thousand().usable(&c), ten_thousand());
+    }
+
+    #[test]
+    fn sizes_far_larger_than_any_account_cost_no_blind_pages() {
+        let c = client();
+        c.seed_rate_limit(budget(5_000), now());
+        let huge = ListSizes {
+            droplets: Some(1_000_000),
+            gpus: Some(1_000_000),
+            firewalls: Some(1_000_000),
+            vpcs: Some(1_000_000),
+            ssh_keys: Some(1_000_000),
+        };
+        assert_eq!(huge.usable(&c), ListSizes::default());
+        // 101 pages past the first ones: one more than two rounds of 50.
+        let over = ListSizes {
+            droplets: Some(200 * 102),
+            ..ListSizes::default()
+        };
+        assert_eq!(over.usable(&c), ListSizes::default());
+        let at = ListSizes {
+            droplets: Some(200 * 101),
+            ..ListSizes::default()
+        };
+        assert_eq!(at.usable(&c), at);
+        // The SSH key list (10 requests a minute) is hinted for two pages at most.
+        let keys = ListSizes {
+            ssh_keys: Some(401),
+            ..ten_thousand()
+        };
+        let used = keys.usable(&c);
+        assert_eq!(used.ssh_keys, None);
+        assert_eq!(used.droplets, Some(9_950));
+    }
+
+    #[tokio::test]
+    async fn the_budget_a_run_heard_seeds_the_next_run_unless_newer_is_known() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::Dir(crate::store::DirStore::new(dir.path()));
+        let c = client();
+        // Nothing kept yet; and a seed alone is not kept (only what a run's answers said).
+        SeenBudget::seed(&store, &c).await;
+        assert_eq!(c.rate_limit(), None);
+        c.seed_rate_limit(budget(900), now());
+        SeenBudget::save(&store, &c).await;
+        assert_eq!(store.get(BUDGET_KEY).await.expect("get"), None);
+        let seen = SeenBudget {
+            rate: budget(900),
+            seen_at: Utc::now(),
+        };
+        store.put_json(BUDGET_KEY, &seen).await.expect("put");
+        let next = client();
+        SeenBudget::seed(&store, &next).await;
+        assert_eq!(next.rate_limit(), Some(seen.rate));
+        assert!(!next.has_room_for(1));
+        // A client that knows a newer budget keeps it.
+        let warm = client();
+        warm.seed_rate_limit(budget(3_000), now() + 5);
+        SeenBudget::seed(&store, &warm).await;
+        assert_eq!(warm.rate_limit(), Some(budget(3_000)));
+        // An hour that is over holds nothing back.
+        let over = SeenBudget {
+            rate: RateLimit {
+                reset: now() - 1,
+                ..seen.rate
+            },
+            seen_at: Utc::now(),
+        };
+        store.put_json(BUDGET_KEY, &over).await.expect("put");
+        let next = client();
+        SeenBudget::seed(&store, &next).await;
+        assert_eq!(next.rate_limit(), None);
+        assert!(next.has_room_for(1_000_000));
+        // Not valid: ignored.
+        store
+            .put(BUDGET_KEY, b"{\"limit\": -1}")
+            .await
+            .expect("put");
+        let next = client();
+        SeenBudget::seed(&store, &next).await;
+        assert_eq!(next.rate_limit(), None);
+    }
 
     #[test]
     fn a_full_read_encodes_to_the_cache_that_loads_back() {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::digitalocean::{ApiError, Client, Droplet, Firewall, Listed, SshKey, Vpc};
 use crate::policy::Policy;
 use crate::store::{Store, StoreError};
-use cache::{CachedAccount, ListSizes};
+use cache::{CachedAccount, ListSizes, SeenBudget};
 
 /// What the API told us about the account, read in a handful of list requests.
 #[derive(Debug, Clone)]
@@ -178,32 +178,45 @@ impl CacheWrite {
 /// store builds on the last full read when one no older than `[api] snapshot_max_age` is
 /// cached there ([`targeted::read`]); otherwise, and for whole-account runs, everything is
 /// read ([`Snapshot::fetch`]) and, with a store, handed back as a [`PendingCache`] for the
-/// re-checks that follow (written only when complete).
+/// re-checks that follow (written only when complete). With a store, the client starts from
+/// the budget the last run saw and the budget this read saw is kept for the next
+/// ([`SeenBudget`]); the lists' sizes are used only as [`ListSizes::usable`] allows.
 pub async fn read(
     client: &Client,
     store: Option<&Store>,
     policy: &Policy,
     scope: &Scope,
 ) -> Result<(Snapshot, PendingCache), ApiError> {
-    if let (Some(ids), Some(store)) = (&scope.droplet_ids, store) {
+    let Some(store) = store else {
+        let snapshot = Snapshot::fetch(client, &ListSizes::default()).await?;
+        return Ok((snapshot, PendingCache::default()));
+    };
+    // A run that started elsewhere (the functions) seeded its client where it began.
+    let seed = || async {
+        if client.rate_limit().is_none() {
+            SeenBudget::seed(store, client).await;
+        }
+    };
+    if let Some(ids) = &scope.droplet_ids {
         let max_age = policy.api.snapshot_max_age.0;
-        match CachedAccount::load(store, Utc::now(), max_age).await {
+        let (cache, ()) = tokio::join!(CachedAccount::load(store, Utc::now(), max_age), seed());
+        match cache {
             Ok(cache) => {
-                let snapshot = targeted::read(client, &cache, policy, ids, &scope.fresh).await?;
-                return Ok((snapshot, PendingCache::default()));
+                let read = targeted::read(client, &cache, policy, ids, &scope.fresh).await;
+                SeenBudget::save(store, client).await;
+                return Ok((read?, PendingCache::default()));
             }
             Err(why) => tracing::info!(reason = %why, "the re-check reads the whole account"),
         }
     }
     let started = std::time::Instant::now();
-    let sizes = match store {
-        Some(store) => ListSizes::load(store).await,
-        None => ListSizes::default(),
-    };
-    let snapshot = Snapshot::fetch(client, &sizes).await?;
+    let (sizes, ()) = tokio::join!(ListSizes::load(store), seed());
+    let sizes = sizes.usable(client);
+    let read = Snapshot::fetch(client, &sizes).await;
+    SeenBudget::save(store, client).await;
+    let snapshot = read?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "lists read");
-    let pending = store.map(|s| (s.clone(), Utc::now()));
-    Ok((snapshot, PendingCache(pending)))
+    Ok((snapshot, PendingCache(Some((store.clone(), Utc::now())))))
 }
 
 impl Snapshot {
