@@ -14,6 +14,9 @@ use shared::text::{printable, printable_lines};
 use shared::webhook::{sign, verify, Secret};
 use shared::{Policy, Scope};
 
+/// The simulator's default bearer token (`dropletguard sim` without `--token`).
+const SIM_TOKEN: &str = "dropletguard-sim";
+
 mod demo;
 
 #[derive(Parser)]
@@ -134,7 +137,7 @@ struct SimArgs {
     #[arg(
         long,
         env = "DIGITALOCEAN_TOKEN",
-        default_value = "dropletguard-sim",
+        default_value = SIM_TOKEN,
         hide_env_values = true
     )]
     token: String,
@@ -491,11 +494,17 @@ async fn serve_sim(args: SimArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     // A closed stderr (a reader that took the first line) must not stop the simulator.
     use std::io::Write;
+    // The default token is the simulator's own and is shown; any other may be a real one.
+    let token_hint = if token == SIM_TOKEN {
+        SIM_TOKEN
+    } else {
+        "<the token given with --token>"
+    };
     let _ = writeln!(
         std::io::stderr().lock(),
         "DigitalOcean API simulator on {0} with {droplets} Droplets (seed {seed}); send the token given with --token or $DIGITALOCEAN_TOKEN.\n\
-         Try: DIGITALOCEAN_API_URL={0} dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe)\n\
-         Controls: GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected. Ctrl-C stops.",
+         Try: DIGITALOCEAN_API_URL={0} DIGITALOCEAN_TOKEN={token_hint} dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe)\n\
+         Controls (with the same bearer token): GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected; the API's own writes change it (POST {0}/v2/tags/NAME/resources tags a Droplet). Ctrl-C stops.",
         s.url()
     );
     tokio::signal::ctrl_c()

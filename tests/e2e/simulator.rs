@@ -420,3 +420,43 @@ async fn the_sim_command_adds_the_extra_firewalls_it_is_asked_for() {
         bad.stderr
     );
 }
+
+/// The first two lines `dropletguard sim` prints with `args`.
+async fn sim_banner(args: &[&str]) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sim", "--listen", "127.0.0.1:0", "--droplets", "5"])
+        .args(args)
+        .env_remove("DIGITALOCEAN_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dropletguard sim starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut out = String::new();
+    for _ in 0..2 {
+        out.push_str(&lines.next_line().await.expect("read").expect("a line"));
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_sim_banner_gives_a_command_that_works_and_never_a_token_of_the_users() {
+    // Its "Try:" line left the token out: run as printed, the audit said "no API token".
+    let banner = sim_banner(&[]).await;
+    assert!(
+        banner.contains("DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit --no-ssh"),
+        "{banner}"
+    );
+    // A token given to the simulator may be a real DigitalOcean token: not printed.
+    let banner = sim_banner(&["--token", "dop_v1_not_to_be_printed"]).await;
+    assert!(!banner.contains("dop_v1_not_to_be_printed"), "{banner}");
+    assert!(
+        banner.contains("DIGITALOCEAN_TOKEN=<the token given with --token>"),
+        "{banner}"
+    );
+}

@@ -367,7 +367,14 @@ impl CachedAccount {
         }
         let age = now.signed_duration_since(cache.taken_at);
         let bound = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
-        if age > bound || age < -chrono::Duration::minutes(5) {
+        if age < -chrono::Duration::minutes(5) {
+            return Err(format!(
+                "the cached full read says it was taken at {}, in the future (a clock or the \
+                 store is wrong)",
+                cache.taken_at.to_rfc3339()
+            ));
+        }
+        if age > bound {
             return Err(format!(
                 "the cached full read was taken at {}, beyond the {} bound ([api] snapshot_max_age)",
                 cache.taken_at.to_rfc3339(),
@@ -525,6 +532,40 @@ mod tests {
         let used = keys.usable(&c);
         assert_eq!(used.ssh_keys, None);
         assert_eq!(used.droplets, Some(9_950));
+    }
+
+    #[tokio::test]
+    async fn a_cache_from_the_future_or_past_the_bound_is_not_used_and_says_which() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::Dir(crate::store::DirStore::new(dir.path()));
+        let now = Utc::now();
+        let hour = std::time::Duration::from_secs(3600);
+        for (taken_at, says) in [
+            (now + chrono::TimeDelta::days(1), "in the future"),
+            (now - chrono::TimeDelta::hours(2), "beyond the 1h bound"),
+        ] {
+            let cache = CachedAccount {
+                version: CACHE_VERSION,
+                taken_at,
+                droplets: vec![],
+                firewalls: vec![],
+                ssh_keys: vec![],
+            };
+            store.put_json(CACHE_KEY, &cache).await.expect("put");
+            let why = CachedAccount::load(&store, now, hour)
+                .await
+                .expect_err("not used");
+            assert!(why.contains(says), "{why}");
+        }
+        let recent = CachedAccount {
+            version: CACHE_VERSION,
+            taken_at: now - chrono::TimeDelta::minutes(59),
+            droplets: vec![],
+            firewalls: vec![],
+            ssh_keys: vec![],
+        };
+        store.put_json(CACHE_KEY, &recent).await.expect("put");
+        assert!(CachedAccount::load(&store, now, hour).await.is_ok());
     }
 
     #[tokio::test]
