@@ -109,14 +109,14 @@ impl Scope {
 /// incomplete read (a re-check must never build on a partial view).
 #[derive(Debug, Default)]
 #[must_use = "start the cache write (start or start_beside), then await its finish()"]
-pub struct PendingCache(Option<(Store, DateTime<Utc>)>);
+pub struct PendingCache(Option<(Store, DateTime<Utc>, Client)>);
 
 impl PendingCache {
     /// Runs `work`, and meanwhile builds the cache of `snapshot` and encodes it on a scoped
     /// thread; then starts the write. Blocks the calling thread for as long as the longer of
     /// the two: for CPU-bound work (evaluation) that a run does there anyway.
     pub fn start_beside<R>(self, snapshot: &Snapshot, work: impl FnOnce() -> R) -> (R, CacheWrite) {
-        let Some((store, taken_at)) = self.0 else {
+        let Some((store, taken_at, client)) = self.0 else {
             return (work(), CacheWrite::default());
         };
         let (out, body) = std::thread::scope(|s| {
@@ -130,7 +130,7 @@ impl PendingCache {
             Ok(body) => body,
             Err(_) => Some(Err(cache::encode_failed("the cache's encoder panicked"))),
         };
-        (out, CacheWrite::spawn(store, body))
+        (out, CacheWrite::spawn(store, client, body))
     }
 
     /// Builds the cache of `snapshot` now and starts its write.
@@ -146,20 +146,25 @@ impl PendingCache {
 pub struct CacheWrite(Option<tokio::task::JoinHandle<()>>);
 
 impl CacheWrite {
-    /// Writes the encoded cache and the lists' sizes (`None`: nothing to cache) on a task; a
-    /// failure is logged, never fatal.
-    fn spawn(store: Store, body: Option<Result<(Vec<u8>, ListSizes), StoreError>>) -> Self {
-        let Some(body) = body else {
-            return CacheWrite::default();
-        };
+    /// Writes the encoded cache and the lists' sizes (`None`: nothing to cache), and beside
+    /// them the budget the read saw ([`SeenBudget`]), on a task; a failure is logged, never
+    /// fatal.
+    fn spawn(
+        store: Store,
+        client: Client,
+        body: Option<Result<(Vec<u8>, ListSizes), StoreError>>,
+    ) -> Self {
         CacheWrite(Some(tokio::spawn(async move {
-            let written = match body {
-                Ok((body, sizes)) => match CachedAccount::save_encoded(&store, &body).await {
-                    Ok(()) => sizes.save(&store).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
+            let budget = SeenBudget::save(&store, &client);
+            let Some(body) = body else {
+                return budget.await;
             };
+            let written = async {
+                let (body, sizes) = body?;
+                CachedAccount::save_encoded(&store, &body).await?;
+                sizes.save(&store).await
+            };
+            let (written, ()) = tokio::join!(written, budget);
             if let Err(e) = written {
                 tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
             }
@@ -212,11 +217,17 @@ pub async fn read(
     let started = std::time::Instant::now();
     let (sizes, ()) = tokio::join!(ListSizes::load(store), seed());
     let sizes = sizes.usable(client);
-    let read = Snapshot::fetch(client, &sizes).await;
-    SeenBudget::save(store, client).await;
-    let snapshot = read?;
+    let snapshot = match Snapshot::fetch(client, &sizes).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            SeenBudget::save(store, client).await;
+            return Err(e);
+        }
+    };
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "lists read");
-    Ok((snapshot, PendingCache(Some((store.clone(), Utc::now())))))
+    // The budget is kept beside the cache, while the run evaluates.
+    let pending = (store.clone(), Utc::now(), client.clone());
+    Ok((snapshot, PendingCache(Some(pending))))
 }
 
 impl Snapshot {
