@@ -36,6 +36,19 @@ fn deps(sim: &Sim, dir: &tempfile::TempDir, policy_extra: &str) -> Deps {
     d
 }
 
+/// The headers of a delivery `id` of `body`, signed at `now` as Standard Webhooks says.
+fn signed(id: &str, body: &str, now: i64) -> Vec<(String, String)> {
+    let secret = Secret::parse(SECRET).expect("secret");
+    vec![
+        ("webhook-id".to_string(), id.to_string()),
+        ("webhook-timestamp".to_string(), now.to_string()),
+        (
+            "webhook-signature".to_string(),
+            sign(&secret, id, now, body.as_bytes()),
+        ),
+    ]
+}
+
 fn writes(sim: &Sim) -> Vec<String> {
     sim.requests()
         .iter()
@@ -132,19 +145,7 @@ async fn the_poller_keeps_its_cursor_and_a_webhook_asks_to_be_sent_again() {
 
     let body = format!(r#"{{"type":"droplet.updated","data":{{"droplet_id":{id}}}}}"#);
     let now = chrono::Utc::now().timestamp();
-    let headers = |wid: &str| {
-        let sig = sign(
-            &Secret::parse(SECRET).expect("secret"),
-            wid,
-            now,
-            body.as_bytes(),
-        );
-        vec![
-            ("webhook-id".to_string(), wid.to_string()),
-            ("webhook-timestamp".to_string(), now.to_string()),
-            ("webhook-signature".to_string(), sig),
-        ]
-    };
+    let headers = |wid: &str| signed(wid, &body, now);
     let r = handle_webhook(&d, &headers("msg_budget"), body.as_bytes(), now).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body["error"]
@@ -221,15 +222,7 @@ async fn the_budget_one_run_saw_holds_the_next_runs_first_requests() {
     let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
     let body = format!(r#"{{"type":"droplet.updated","data":{{"droplet_id":{id}}}}}"#);
     let now = chrono::Utc::now().timestamp();
-    let secret = Secret::parse(SECRET).expect("secret");
-    let headers = vec![
-        ("webhook-id".to_string(), "msg_seen".to_string()),
-        ("webhook-timestamp".to_string(), now.to_string()),
-        (
-            "webhook-signature".to_string(),
-            sign(&secret, "msg_seen", now, body.as_bytes()),
-        ),
-    ];
+    let headers = signed("msg_seen", &body, now);
     let r = handle_webhook(&deps(&sim, &dir, ""), &headers, body.as_bytes(), now).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(sim.requests().len(), sent, "nothing more was sent");
@@ -334,7 +327,6 @@ async fn a_webhook_run_counts_the_events_own_reads() {
     scheduled_run(&d, "schedule")
         .await
         .expect("the full read the re-checks build on");
-    let secret = Secret::parse(SECRET).expect("secret");
     for (n, body) in [
         r#"{"type":"tag.changed","data":{"tag":"env:prod"}}"#,
         r#"{"type":"droplet.updated","data":{"droplet_id":999999999}}"#,
@@ -344,14 +336,7 @@ async fn a_webhook_run_counts_the_events_own_reads() {
     {
         let now = chrono::Utc::now().timestamp();
         let id = format!("msg_count_{n}");
-        let headers = vec![
-            ("webhook-id".to_string(), id.clone()),
-            ("webhook-timestamp".to_string(), now.to_string()),
-            (
-                "webhook-signature".to_string(),
-                sign(&secret, &id, now, body.as_bytes()),
-            ),
-        ];
+        let headers = signed(&id, body, now);
         let before = sim.requests().len();
         let r = handle_webhook(&d, &headers, body.as_bytes(), now).await;
         assert_eq!(r.status, 200, "{}", r.body);
