@@ -1,7 +1,8 @@
 //! `make invoke-local`: runs one function binary under the Lambda Runtime API emulator against
 //! the simulator (a generated fleet), sends it one event, prints the answer.
 //!
-//! Usage: invoke-local FUNCTION EVENT_FILE [--droplets N] [--mode audit|enforce]
+//! Usage: invoke-local FUNCTION EVENT_FILE [--droplets N] [--mode audit|enforce] [--state DIR]
+//! The answer is printed on stdout; the function's logs and the setup go to stderr.
 //! For `webhook`, EVENT_FILE is the event body: it is signed and wrapped in an HTTP API payload.
 
 use std::process::Stdio;
@@ -35,6 +36,11 @@ struct Args {
     droplets: usize,
     #[arg(long, value_enum, default_value = "audit")]
     mode: Mode,
+    /// The function's state store (a directory), kept: a second invocation with the same
+    /// DIR and fleet builds on the full read the first one cached. Without it, a temporary
+    /// directory, removed at the end.
+    #[arg(long, value_name = "DIR")]
+    state: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -48,7 +54,7 @@ async fn main() -> Res<()> {
     let body = std::fs::read(event_file).map_err(|e| format!("{event_file}: {e}"))?;
     let payload: Value = if function == "webhook" {
         let ts = chrono::Utc::now().timestamp();
-        let id = format!("msg_local_{ts}");
+        let id = format!("msg_local_{}", uuid::Uuid::new_v4().simple());
         let secret = shared::webhook::Secret::parse(SECRET)?;
         let sig = shared::webhook::sign(&secret, &id, ts, &body);
         json!({
@@ -76,8 +82,10 @@ async fn main() -> Res<()> {
     )
     .await?;
     let emu = Emulator::start(function).await?;
-    let state =
-        std::env::temp_dir().join(format!("dropletguard-invoke-local-{}", std::process::id()));
+    let temporary = args.state.is_none();
+    let state = args.state.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("dropletguard-invoke-local-{}", std::process::id()))
+    });
     eprintln!(
         "simulator {} ({droplets} Droplets), runtime API {}, state {}",
         s.url(),
@@ -92,7 +100,8 @@ async fn main() -> Res<()> {
         .env("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)
         .env("DROPLETGUARD_POLICY_TOML", sim::FLEET_POLICY)
         .env("DROPLETGUARD_MODE", mode)
-        .stdout(Stdio::inherit())
+        // The function's logs go to stderr, so that stdout is the answer alone.
+        .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()?;
@@ -100,6 +109,9 @@ async fn main() -> Res<()> {
         .invoke(payload.to_string().as_bytes(), Duration::from_secs(120))
         .await;
     let _ = child.kill().await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&state);
+    }
     match out {
         Ok(Outcome::Response(v)) => println!("{}", serde_json::to_string_pretty(&v)?),
         Ok(Outcome::Error(e)) => {
