@@ -19,7 +19,7 @@ help:
 	@echo "make build   build the dropletguard command (release)"
 	@echo "make build-lambda   the four functions for Lambda (arm64, cargo-lambda + zig)"
 	@echo "make deploy         sam build, then sam deploy --guided (the first time)"
-	@echo "make invoke-local FUNCTION=webhook EVENT=file.json   one function under a local Runtime API"
+	@echo "make invoke-local FUNCTION=webhook EVENT=file.json [STATE=dir]   one function under a local Runtime API"
 	@echo "make test    setup, then run every test"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make demo    audit an insecure simulated fleet (no token needed)"
@@ -83,7 +83,7 @@ deploy:
 
 invoke-local:
 	$(CARGO) build -q -p $(FUNCTION) -p dropletguard-sim --bins
-	$(TARGET_DIR)/debug/invoke-local $(FUNCTION) $(EVENT)
+	$(TARGET_DIR)/debug/invoke-local $(FUNCTION) $(EVENT) $(if $(STATE),--state $(STATE))
 
 bench:
 	@test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq time)
