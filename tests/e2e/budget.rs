@@ -350,3 +350,79 @@ async fn a_webhook_run_counts_the_events_own_reads() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_never_spends_the_reserve_on_requests_already_on_their_way() {
+    // 3,000 Droplets: the Droplet list's 14 further pages go out at once after its first.
+    // Each was checked against the last answer's 1,004 left, so all went and the run ended
+    // below the 1,000 kept. Now the requests on their way count: 4 go, the rest are held.
+    let sim = start(generate(&FleetSpec::new(3_000, 5))).await;
+    sim.set_faults(Faults {
+        ratelimit_remaining: Some(1_008),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("state");
+    let report = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(report.run.stopped_early, "{:?}", report.run);
+    // Its first answer says 1,008 are left after it: 1,009 before the run. Every request
+    // the run sent counts (one cancelled when the run stopped may or may not have reached
+    // the simulator by now).
+    let left = 1_009 - report.run.api_requests;
+    assert!(left >= 1_000, "the reserve was spent: {left} left");
+    let next = sim
+        .with_state(|st| st.faults.ratelimit_remaining)
+        .expect("counting down");
+    assert!(1_008 - next <= report.run.api_requests);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_keeps_the_budget_it_spent_for_the_runs_after_it() {
+    // The last run saw 4,000 left; a quarantine then ran with 950 left. It kept nothing, so
+    // the next scheduled run started from 4,000 and sent its whole first wave.
+    let sim = start(generate(&FleetSpec::new(500, 5))).await;
+    let dir = tempfile::tempdir().expect("state");
+    let d = deps(&sim, &dir, "");
+    let seen = SeenBudget {
+        rate: shared::digitalocean::RateLimit {
+            limit: 5_000,
+            remaining: 4_000,
+            reset: (chrono::Utc::now().timestamp() + 1_800) as u64,
+        },
+        seen_at: chrono::Utc::now(),
+    };
+    d.store.put_json(BUDGET_KEY, &seen).await.expect("write");
+    sim.set_faults(Faults {
+        ratelimit_remaining: Some(950),
+        ..Default::default()
+    });
+    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
+    let out = incident(
+        &d,
+        IncidentRequest {
+            action: IncidentAction::Quarantine,
+            droplet_ids: vec![id],
+            dry_run: false,
+            reason: Some("compromised".into()),
+        },
+    )
+    .await
+    .expect("incident response");
+    assert_eq!(out["results"][0]["ok"], true, "{out}");
+    let kept: SeenBudget = d
+        .store
+        .get_json(BUDGET_KEY)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert!(kept.rate.remaining < 950, "{kept:?}");
+    let before = sim.requests().len();
+    let next = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(next.run.stopped_early, "{:?}", next.run);
+    assert_eq!(sim.requests().len(), before, "nothing sent");
+    sim.shutdown().await;
+}

@@ -9,6 +9,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::budget::Ledger;
+pub use super::budget::RateLimit;
 use super::error::ApiError;
 use super::models::*;
 
@@ -196,46 +198,6 @@ impl RequestCounter {
     }
 }
 
-/// What the API's rate-limit headers said last, shared by a client and its clones. `u64::MAX`:
-/// not seen yet.
-#[derive(Debug)]
-struct RateState {
-    limit: AtomicU64,
-    remaining: AtomicU64,
-    /// Unix seconds when the hourly budget resets (`ratelimit-reset`).
-    reset: AtomicU64,
-    /// Unix seconds the budget above is as of (0: never).
-    at: AtomicU64,
-    /// An answer of this client's (not a seed) gave the budget.
-    heard: std::sync::atomic::AtomicBool,
-    /// `at` of the budget last handed out to be kept ([`Client::rate_limit_to_keep`]).
-    kept_at: AtomicU64,
-}
-
-impl Default for RateState {
-    fn default() -> Self {
-        RateState {
-            limit: AtomicU64::new(u64::MAX),
-            remaining: AtomicU64::new(u64::MAX),
-            reset: AtomicU64::new(0),
-            at: AtomicU64::new(0),
-            heard: Default::default(),
-            kept_at: AtomicU64::new(0),
-        }
-    }
-}
-
-/// The token's request budget as the API last told it (`ratelimit-*` headers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateLimit {
-    /// Requests per hour (`ratelimit-limit`; DigitalOcean: 5,000).
-    pub limit: u64,
-    /// Requests left this hour (`ratelimit-remaining`).
-    pub remaining: u64,
-    /// Unix seconds when the budget resets (`ratelimit-reset`).
-    pub reset: u64,
-}
-
 /// Who may spend the incident-response reserve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reserve {
@@ -261,7 +223,7 @@ pub struct Client {
     cfg: Arc<ClientConfig>,
     base: Url,
     requests: RequestCounter,
-    rate: Arc<RateState>,
+    rate: Arc<std::sync::Mutex<Ledger>>,
     reserve: Reserve,
 }
 
@@ -474,100 +436,92 @@ impl Client {
         }
     }
 
-    /// The budget as the last answer's `ratelimit-*` headers gave it (`None` before any).
-    pub fn rate_limit(&self) -> Option<RateLimit> {
-        let remaining = self.rate.remaining.load(Ordering::Relaxed);
-        let limit = self.rate.limit.load(Ordering::Relaxed);
-        (remaining != u64::MAX && limit != u64::MAX).then(|| RateLimit {
-            limit,
-            remaining,
-            reset: self.rate.reset.load(Ordering::Relaxed),
-        })
+    /// What this client knows of the budget (a poisoned lock is taken over: the ledger is
+    /// plain numbers, consistent after every step).
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.rate.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The budget as this client's own answers gave it (`None` when it knows only a seed,
-    /// or nothing): what a run leaves for the next one.
+    /// The percent of the limit this client keeps (`None`: it may spend the reserve).
+    fn reserve_percent(&self) -> Option<u8> {
+        (!self.reserve.may_spend).then_some(self.reserve.percent)
+    }
+
+    /// The budget now: as the last `ratelimit-*` headers (or a seed) gave it, less the
+    /// requests this client sent since (`None` before any).
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.ledger().estimate()
+    }
+
+    /// [`Client::rate_limit`] when an answer to this client gave it (`None` when it knows
+    /// only a seed, or nothing): what a run leaves for the next one.
     pub fn rate_limit_heard(&self) -> Option<RateLimit> {
-        self.rate_limit()
-            .filter(|_| self.rate.heard.load(Ordering::Relaxed))
+        self.ledger().heard()
     }
 
     /// [`Client::rate_limit_heard`] with the unix seconds it is as of, once per answer: `None`
     /// when it was handed out already (so that a run keeps it once, however many of its
     /// steps offer to).
     pub fn rate_limit_to_keep(&self) -> Option<(RateLimit, u64)> {
-        let rate = self.rate_limit_heard()?;
-        let at = self.rate.at.load(Ordering::Relaxed);
-        (self.rate.kept_at.swap(at, Ordering::Relaxed) != at).then_some((rate, at))
+        self.ledger().take_to_keep()
     }
 
     /// Unix seconds the known budget is as of (its answer, or the seed's look); `None`
     /// when no budget is known.
     pub fn rate_limit_at(&self) -> Option<u64> {
-        self.rate_limit()
-            .map(|_| self.rate.at.load(Ordering::Relaxed))
+        self.ledger().at()
     }
 
     /// Starts from a budget another run saw at `seen_at` (unix seconds; `ratelimit-*` as it
     /// last came), so that this run's first requests are held to the reserve too, before
     /// any answer of its own. Used only when newer than what this client knows (a warm
-    /// Lambda's client keeps the budget of its last invocation), and not when its reset time
-    /// has passed (the hour it counted is over).
+    /// Lambda's client keeps the budget of its last invocation), when plausible
+    /// ([`RateLimit::plausible`]), and not when its reset time has passed.
     pub fn seed_rate_limit(&self, seen: RateLimit, seen_at: u64) {
-        let known_at = self.rate_limit_at().unwrap_or(0);
-        if seen_at <= known_at || seen.reset <= unix_now() {
-            return;
-        }
-        self.rate.limit.store(seen.limit, Ordering::Relaxed);
-        self.rate.reset.store(seen.reset, Ordering::Relaxed);
-        self.rate.at.store(seen_at, Ordering::Relaxed);
-        self.rate.remaining.store(seen.remaining, Ordering::Relaxed);
+        self.ledger().seed(seen, seen_at, unix_now());
     }
 
     /// Whether `n` requests sent at once, before any of them answers, stay clear of the
-    /// reserve as far as the last known budget says: always when the budget is not known yet,
-    /// its reset time has passed, or this client may spend the reserve.
+    /// reserve as far as the budget is known: always when it is not known yet, its reset
+    /// time has passed, or this client may spend the reserve.
     pub fn has_room_for(&self, n: u64) -> bool {
-        let Some(rate) = self.rate_limit().filter(|_| !self.reserve.may_spend) else {
-            return true;
-        };
-        let reserve = rate.limit.saturating_mul(u64::from(self.reserve.percent)) / 100;
-        rate.reset <= unix_now() || rate.remaining > reserve.saturating_add(n)
+        self.ledger()
+            .has_room_for(n, self.reserve_percent(), unix_now())
     }
 
-    /// Remembers an answer's `ratelimit-*` headers.
-    fn observe_rate(&self, headers: &HeaderMap) {
-        if let Some(r) = header_u64(headers, "ratelimit-remaining") {
-            self.rate.remaining.store(r, Ordering::Relaxed);
-            self.rate.at.store(unix_now(), Ordering::Relaxed);
-            self.rate.heard.store(true, Ordering::Relaxed);
-        }
-        if let Some(l) = header_u64(headers, "ratelimit-limit") {
-            self.rate.limit.store(l, Ordering::Relaxed);
-        }
-        if let Some(t) = header_u64(headers, "ratelimit-reset") {
-            self.rate.reset.store(t, Ordering::Relaxed);
-        }
+    /// Settles an admitted request: its answer's `ratelimit-*` headers (`None`: no answer).
+    fn observe_rate(&self, headers: Option<&HeaderMap>) {
+        let mut ledger = self.ledger();
+        let rate = headers.and_then(|h| {
+            let known = ledger.estimate();
+            Some(RateLimit {
+                remaining: header_u64(h, "ratelimit-remaining")?,
+                limit: header_u64(h, "ratelimit-limit")
+                    .or(known.map(|k| k.limit))
+                    .unwrap_or(5_000),
+                reset: header_u64(h, "ratelimit-reset")
+                    .or(known.map(|k| k.reset))
+                    .unwrap_or(0),
+            })
+        });
+        ledger.settle(rate, unix_now());
     }
 
-    /// [`ApiError::Reserve`] when this client keeps the reserve and the last known budget is
-    /// at or below it (a budget whose reset time has passed is not held against a request).
-    fn check_reserve(&self, req: Req<'_>) -> Result<(), ApiError> {
-        let Some(rate) = self.rate_limit().filter(|_| !self.reserve.may_spend) else {
-            return Ok(());
-        };
-        let reserve = rate.limit.saturating_mul(u64::from(self.reserve.percent)) / 100;
+    /// Admits one request, or [`ApiError::Reserve`] when this client keeps the reserve and
+    /// the budget, less the requests already on their way, is at or below it (a budget
+    /// whose reset time has passed is not held against a request).
+    fn admit(&self, req: Req<'_>) -> Result<(), ApiError> {
         let now = unix_now();
-        if rate.remaining > reserve || reserve == 0 || rate.reset <= now {
+        let Err(refusal) = self.ledger().admit(self.reserve_percent(), now) else {
             return Ok(());
-        }
+        };
         Err(ApiError::Reserve {
             method: req.method.to_string(),
             path: req.path.to_string(),
-            remaining: rate.remaining,
-            limit: rate.limit,
-            reserve,
-            reset_in_secs: rate.reset.saturating_sub(now),
+            remaining: refusal.remaining,
+            limit: refusal.limit,
+            reserve: refusal.reserve,
+            reset_in_secs: refusal.reset.saturating_sub(now),
         })
     }
 
@@ -638,7 +592,7 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.check_reserve(req)?;
+            self.admit(req)?;
             let (err, wait) = match self.attempt(req, &url, body.as_deref(), attempt).await {
                 Outcome::Done(status, bytes) => return Ok((status, bytes)),
                 Outcome::Fail(err) => return Err(err),
@@ -670,6 +624,7 @@ impl Client {
         match builder.send().await {
             Ok(resp) => self.answer(req, resp, n).await,
             Err(e) => {
+                self.observe_rate(None);
                 // A connection that never opened was never seen by the API: safe to retry
                 // any method. Other failures are retried only for idempotent methods.
                 let retryable =
@@ -688,11 +643,11 @@ impl Client {
     /// on the API origin) is an error naming where it pointed; other statuses become errors.
     async fn answer(&self, req: Req<'_>, resp: reqwest::Response, n: u32) -> Outcome {
         let status = resp.status();
+        self.observe_rate(Some(resp.headers()));
         if status.is_redirection() {
             return Outcome::Fail(req.redirect(status, resp.url(), resp.headers()));
         }
         let headers = resp.headers().clone();
-        self.observe_rate(&headers);
         let bytes = self.read_body(req, resp).await;
         if status.is_success() {
             return match bytes {

@@ -1,5 +1,6 @@
 //! The DigitalOcean API client: typed models, pagination, retries and rate limits.
 
+mod budget;
 mod client;
 mod error;
 mod models;

@@ -159,15 +159,25 @@ impl CacheWrite {
             let Some(body) = body else {
                 return budget.await;
             };
-            let written = async {
-                let (body, sizes) = body?;
-                CachedAccount::save_encoded(&store, &body).await?;
-                sizes.save(&store).await
+            let cached = async {
+                let saved = match body {
+                    Ok((body, sizes)) => CachedAccount::save_encoded(&store, &body)
+                        .await
+                        .map(|()| sizes),
+                    Err(e) => Err(e),
+                };
+                let sizes = match saved {
+                    Ok(sizes) => sizes,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
+                        return;
+                    }
+                };
+                if let Err(e) = sizes.save(&store).await {
+                    tracing::warn!(error = %e, "the lists' sizes were not kept; the next full read goes in two round trips");
+                }
             };
-            let (written, ()) = tokio::join!(written, budget);
-            if let Err(e) = written {
-                tracing::warn!(error = %e, "the full read was not cached; re-checks read the whole account");
-            }
+            tokio::join!(cached, budget);
         })))
     }
 

@@ -40,17 +40,17 @@ impl StateStore for DirStore {
     async fn put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
         let path = self.path_for(key).await?;
         let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::write(&tmp, body)
-            .await
-            .map_err(|e| self.io(key, e))?;
-        // Durable before it becomes visible.
-        let f = tokio::fs::File::open(&tmp)
-            .await
-            .map_err(|e| self.io(key, e))?;
-        f.sync_all().await.map_err(|e| self.io(key, e))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| self.io(key, e))?;
+        let written = async {
+            tokio::fs::write(&tmp, body).await?;
+            // Durable before it becomes visible.
+            tokio::fs::File::open(&tmp).await?.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        };
+        if let Err(e) = written.await {
+            // A write that failed leaves nothing behind (the temporary file included).
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(self.io(key, e));
+        }
         Ok(())
     }
 

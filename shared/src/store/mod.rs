@@ -298,6 +298,17 @@ mod tests {
             s.get("cache/ok.json").await.expect("get"),
             Some(b"{}".to_vec())
         );
+        // A write over the directory fails, and leaves no temporary file behind.
+        let err = s
+            .put("cache/snapshot.json", b"{}")
+            .await
+            .expect_err("a directory");
+        assert!(err.to_string().contains("cache/snapshot.json"), "{err}");
+        let left: Vec<String> = std::fs::read_dir(dir.join("cache"))
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert!(left.iter().all(|n| !n.contains(".tmp-")), "{left:?}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -24,6 +24,7 @@ use crate::audit::now_rfc3339;
 use crate::digitalocean::{Client, Droplet};
 use crate::policy::Policy;
 use crate::report::{Change, ChangeResource, ResourceType};
+use crate::snapshot::cache::SeenBudget;
 use crate::store::{StateStore, Store};
 
 /// The method of a quarantine recorded by this version.
@@ -102,8 +103,24 @@ fn entry<'a>(d: &Droplet, action: &'a str, rule: &'a str, reason: &'a str) -> En
 /// the Droplet, then verifies from a fresh read that the quarantine firewall covers it.
 /// Idempotent. Errors: no reason, no management ranges (the Droplet would be cut off from its
 /// owners), management ranges too fragmented for the 50-rule limit (nothing is changed), the
-/// Droplet does not exist, an API or store failure, or the verification failed.
+/// Droplet does not exist, an API or store failure, or the verification failed. Incident
+/// response spends the reserve; the budget it saw is kept for the runs after it
+/// ([`SeenBudget`]).
 pub async fn quarantine(
+    client: &Client,
+    policy: &Policy,
+    store: &Store,
+    droplet_id: u64,
+    reason: &str,
+    trigger: &str,
+    run_id: &str,
+) -> Result<QuarantineOutcome, RemediateError> {
+    let out = quarantine_once(client, policy, store, droplet_id, reason, trigger, run_id).await;
+    SeenBudget::save(store, client).await;
+    out
+}
+
+async fn quarantine_once(
     client: &Client,
     policy: &Policy,
     store: &Store,
@@ -173,7 +190,21 @@ fn new_record(d: &Droplet, tag: &str, reason: &str, trigger: &str) -> Quarantine
 /// Undoes a quarantine: removes the quarantine tag (or, for a `detach` record, puts back the
 /// recorded firewalls and tags), then verifies the Droplet's tags are as recorded. Errors: no
 /// record, an unfinished quarantine, an API or store failure, or the verification failed.
+/// The budget it saw is kept for the runs after it ([`SeenBudget`]).
 pub async fn restore(
+    client: &Client,
+    policy: &Policy,
+    store: &Store,
+    droplet_id: u64,
+    trigger: &str,
+    run_id: &str,
+) -> Result<QuarantineOutcome, RemediateError> {
+    let out = restore_once(client, policy, store, droplet_id, trigger, run_id).await;
+    SeenBudget::save(store, client).await;
+    out
+}
+
+async fn restore_once(
     client: &Client,
     policy: &Policy,
     store: &Store,
