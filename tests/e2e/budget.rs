@@ -49,6 +49,21 @@ fn signed(id: &str, body: &str, now: i64) -> Vec<(String, String)> {
     ]
 }
 
+/// Incident response quarantines the simulator's first Droplet (it may spend the reserve);
+/// its id.
+async fn quarantine_first(sim: &Sim, d: &Deps) -> u64 {
+    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
+    let request = IncidentRequest {
+        action: IncidentAction::Quarantine,
+        droplet_ids: vec![id],
+        dry_run: false,
+        reason: Some("compromised".into()),
+    };
+    let out = incident(d, request).await.expect("incident response");
+    assert_eq!(out["results"][0]["ok"], true, "{out}");
+    id
+}
+
 fn writes(sim: &Sim) -> Vec<String> {
     sim.requests()
         .iter()
@@ -78,19 +93,7 @@ async fn a_scheduled_run_stops_at_the_reserve_and_incident_response_goes_on() {
     assert!(writes(&sim).is_empty(), "no write: {:?}", writes(&sim));
 
     // Incident response spends the reserve: the quarantine is done.
-    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
-    let out = incident(
-        &d,
-        IncidentRequest {
-            action: IncidentAction::Quarantine,
-            droplet_ids: vec![id],
-            dry_run: false,
-            reason: Some("compromised".into()),
-        },
-    )
-    .await
-    .expect("incident response");
-    assert_eq!(out["results"][0]["ok"], true, "{out}");
+    let id = quarantine_first(&sim, &d).await;
     let tags = sim.with_state(|st| st.droplets[&id].tags.clone());
     assert!(
         tags.contains(&"dropletguard-quarantine".to_string()),
@@ -398,19 +401,7 @@ async fn a_quarantine_keeps_the_budget_it_spent_for_the_runs_after_it() {
         ratelimit_remaining: Some(950),
         ..Default::default()
     });
-    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
-    let out = incident(
-        &d,
-        IncidentRequest {
-            action: IncidentAction::Quarantine,
-            droplet_ids: vec![id],
-            dry_run: false,
-            reason: Some("compromised".into()),
-        },
-    )
-    .await
-    .expect("incident response");
-    assert_eq!(out["results"][0]["ok"], true, "{out}");
+    quarantine_first(&sim, &d).await;
     let kept: SeenBudget = d
         .store
         .get_json(BUDGET_KEY)
