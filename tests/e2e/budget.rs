@@ -417,3 +417,47 @@ async fn a_quarantine_keeps_the_budget_it_spent_for_the_runs_after_it() {
     assert_eq!(sim.requests().len(), before, "nothing sent");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_only_some_checks_need_stops_the_run_at_the_reserve_too() {
+    // 1,001 left: the event's read of the Droplet and the re-check's firewall read go (the
+    // API then says 1,001 and 1,000 left after them); the VPC list would spend the reserve. That refusal made `vpc.default` unknown in a run that said it was complete
+    // enough to answer 200; it stops the run early like any other.
+    let sim = start(generate(&FleetSpec::new(500, 5))).await;
+    let dir = tempfile::tempdir().expect("state");
+    scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("the full read");
+    let mut seen: SeenBudget = d_budget(&dir).await;
+    seen.rate.remaining = 1_001;
+    seen.seen_at = chrono::Utc::now();
+    let d = deps(&sim, &dir, "");
+    d.store.put_json(BUDGET_KEY, &seen).await.expect("write");
+    sim.set_faults(Faults {
+        ratelimit_remaining: Some(1_001),
+        ..Default::default()
+    });
+    let id = sim.with_state(|st| st.droplets.keys().next().copied().expect("id"));
+    let body = format!(r#"{{"type":"droplet.updated","data":{{"droplet_id":{id}}}}}"#);
+    let now = chrono::Utc::now().timestamp();
+    let r = handle_webhook(&d, &signed("msg_vpcs", &body, now), body.as_bytes(), now).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("GET /v2/vpcs: not sent"),
+        "{}",
+        r.body
+    );
+    sim.shutdown().await;
+}
+
+/// The budget the runs over `dir` kept.
+async fn d_budget(dir: &tempfile::TempDir) -> SeenBudget {
+    Store::Dir(DirStore::new(dir.path()))
+        .get_json(BUDGET_KEY)
+        .await
+        .expect("read")
+        .expect("a run kept the budget it saw")
+}

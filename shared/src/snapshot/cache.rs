@@ -68,7 +68,7 @@ impl ListSizes {
             Err(e) => Err(e.to_string()),
         };
         sizes.unwrap_or_else(|why| {
-            tracing::info!(reason = %why, key = SIZES_KEY, "the lists' sizes are not used");
+            tracing::warn!(reason = %why, key = SIZES_KEY, "the lists' sizes are not used");
             ListSizes::default()
         })
     }
@@ -167,11 +167,20 @@ impl SeenBudget {
         match seen {
             Ok(Some(seen)) => {
                 let at = seen.seen_at.timestamp().max(0) as u64;
+                if !seen.rate.plausible(at)
+                    || seen.seen_at > Utc::now() + chrono::TimeDelta::minutes(5)
+                {
+                    tracing::warn!(key = BUDGET_KEY, limit = seen.rate.limit, remaining = seen.rate.remaining,
+                        reset = seen.rate.reset, seen_at = %seen.seen_at,
+                        "the budget last seen is not used: it cannot be true (more left than the limit, \
+                         no limit, a reset more than an hour after the look, or a look in the future)");
+                    return;
+                }
                 client.seed_rate_limit(seen.rate, at);
             }
             Ok(None) => {}
             Err(why) => {
-                tracing::info!(reason = %why, key = BUDGET_KEY, "the budget last seen is not used")
+                tracing::warn!(reason = %why, key = BUDGET_KEY, "the budget last seen is not used")
             }
         }
     }

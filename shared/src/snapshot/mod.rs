@@ -280,8 +280,8 @@ impl Snapshot {
         Ok(Snapshot {
             droplets,
             firewalls: unique_firewalls(kept(firewalls?, &mut incomplete)),
-            vpcs: vpcs.and_then(Listed::complete).map_err(|e| e.to_string()),
-            ssh_keys: keys.and_then(Listed::complete).map_err(|e| e.to_string()),
+            vpcs: optional(vpcs)?,
+            ssh_keys: optional(keys)?,
             ssh: Default::default(),
             incomplete,
             read: ReadKind::Full,
@@ -295,6 +295,18 @@ impl Snapshot {
         out.extend(self.vpcs.as_ref().err().cloned());
         out.extend(self.ssh_keys.as_ref().err().cloned());
         out
+    }
+}
+
+/// A list only some checks need (VPCs, SSH keys): its items, or why not (those checks are then
+/// `unknown`). A request held back for the incident-response reserve is the run's error
+/// instead: the run stops early, as it would on any other list.
+pub(crate) fn optional<T>(
+    listed: Result<Listed<T>, ApiError>,
+) -> Result<Result<Vec<T>, String>, ApiError> {
+    match listed.and_then(Listed::complete) {
+        Err(e) if e.is_reserve() => Err(e),
+        other => Ok(other.map_err(|e| e.to_string())),
     }
 }
 

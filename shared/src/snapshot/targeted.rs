@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::cache::CachedAccount;
 use super::{unique_firewalls, ReadKind, Snapshot};
 use crate::catalog::{Mode, FIREWALL_MISSING};
-use crate::digitalocean::{ApiError, Client, Droplet, Firewall, Listed};
+use crate::digitalocean::{ApiError, Client, Droplet, Firewall};
 use crate::policy::Policy;
 
 /// Requests sent at once for per-Droplet reads.
@@ -45,7 +45,7 @@ pub async fn read(
     Ok(Snapshot {
         droplets: touched.into_iter().chain(neighbours).collect(),
         firewalls: unique_firewalls(firewalls?),
-        vpcs: vpcs.and_then(Listed::complete).map_err(|e| e.to_string()),
+        vpcs: super::optional(vpcs)?,
         ssh_keys: Ok(cache.ssh_keys.clone()),
         ssh: Default::default(),
         incomplete: Vec::new(),
