@@ -64,6 +64,18 @@ async fn quarantine_first(sim: &Sim, d: &Deps) -> u64 {
     id
 }
 
+/// A fleet of 500 Droplets with the whole budget, and a state store holding the complete
+/// full read a scheduled run cached there (with the lists' sizes and the budget it saw).
+async fn after_a_full_read() -> (Sim, tempfile::TempDir) {
+    let sim = start(generate(&FleetSpec::new(500, 5))).await;
+    let dir = tempfile::tempdir().expect("state");
+    let full = scheduled_run(&deps(&sim, &dir, ""), "schedule")
+        .await
+        .expect("report");
+    assert!(full.run.complete, "{:?}", full.run.incomplete);
+    (sim, dir)
+}
+
 fn writes(sim: &Sim) -> Vec<String> {
     sim.requests()
         .iter()
@@ -241,11 +253,8 @@ async fn the_budget_one_run_saw_holds_the_next_runs_first_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_read_sends_the_remembered_pages_at_once_only_with_room_for_them() {
-    let sim = start(generate(&FleetSpec::new(500, 5))).await;
-    let dir = tempfile::tempdir().expect("state");
+    let (sim, dir) = after_a_full_read().await;
     let d = deps(&sim, &dir, "");
-    let full = scheduled_run(&d, "schedule").await.expect("report");
-    assert!(full.run.complete);
     let sizes: ListSizes = d
         .store
         .get_json(SIZES_KEY)
@@ -324,12 +333,8 @@ async fn a_webhook_run_counts_the_events_own_reads() {
     // The tag's members and the GPU list, or the Droplet an event names, are read before
     // the re-check: `run.api_requests` left them out (a tag event on 60,000 Droplets said
     // 303 of its 413 requests; a Droplet that no longer exists said 0).
-    let sim = start(generate(&FleetSpec::new(500, 5))).await;
-    let dir = tempfile::tempdir().expect("state");
+    let (sim, dir) = after_a_full_read().await;
     let d = deps(&sim, &dir, "");
-    scheduled_run(&d, "schedule")
-        .await
-        .expect("the full read the re-checks build on");
     for (n, body) in [
         r#"{"type":"tag.changed","data":{"tag":"env:prod"}}"#,
         r#"{"type":"droplet.updated","data":{"droplet_id":999999999}}"#,
@@ -423,11 +428,7 @@ async fn a_list_only_some_checks_need_stops_the_run_at_the_reserve_too() {
     // 1,001 left: the event's read of the Droplet and the re-check's firewall read go (the
     // API then says 1,001 and 1,000 left after them); the VPC list would spend the reserve. That refusal made `vpc.default` unknown in a run that said it was complete
     // enough to answer 200; it stops the run early like any other.
-    let sim = start(generate(&FleetSpec::new(500, 5))).await;
-    let dir = tempfile::tempdir().expect("state");
-    scheduled_run(&deps(&sim, &dir, ""), "schedule")
-        .await
-        .expect("the full read");
+    let (sim, dir) = after_a_full_read().await;
     let mut seen: SeenBudget = d_budget(&dir).await;
     seen.rate.remaining = 1_001;
     seen.seen_at = chrono::Utc::now();
