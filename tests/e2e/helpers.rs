@@ -55,6 +55,7 @@ pub async fn cli_env(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]
         .env_remove("DROPLETGUARD_POLICY")
         .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
         .env_remove("RUST_LOG")
+        .env_remove("DROPLETGUARD_WEBHOOK_SECRET")
         .env("DIGITALOCEAN_API_URL", url)
         .env("DIGITALOCEAN_TOKEN", token)
         .stdin(Stdio::null());
@@ -130,7 +131,7 @@ pub fn openapi_path() -> PathBuf {
     if let Ok(p) = std::env::var("DO_OPENAPI") {
         return PathBuf::from(p);
     }
-    workspace_root().join("../shared/do-api/openapi-subset.json")
+    workspace_root().join("tests/fixtures/do-api/openapi-subset.json")
 }
 
 pub fn sarif_schema_path() -> PathBuf {

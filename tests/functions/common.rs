@@ -10,7 +10,10 @@ use serde_json::Value;
 use sim::lambda::{Emulator, Outcome};
 use tokio::io::AsyncBufReadExt;
 
-pub const MATERIAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/lambda-events");
+pub const MATERIAL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/lambda-events"
+);
 
 pub fn fixture(path: &str) -> Value {
     let p = format!("{MATERIAL}/{path}");

@@ -1,11 +1,11 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use shared::service::{fit_response, scheduled_run, Deps, LAMBDA_RESPONSE_LIMIT};
+use shared::service::{fit_response, scheduled_run, Deps, ServiceError, LAMBDA_RESPONSE_LIMIT};
 
 /// Accepts the EventBridge "Scheduled Event" envelope, or whatever constant input a
 /// Scheduler schedule sends: either way, the whole account is checked.
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let started = std::time::Instant::now();
     let (payload, ctx) = event.into_parts();
     match serde_json::from_value::<EventBridgeEvent<Value>>(payload) {
@@ -20,7 +20,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         .ok()
         .and_then(|r| serde_json::to_value(r).ok());
     shared::metrics::emit("scheduled-audit", out.as_ref(), started.elapsed());
-    let report = report?;
+    let report = report.map_err(diagnostic)?;
     tracing::info!(
         run_id = %report.run.id,
         droplets = report.summary.droplets,
@@ -30,9 +30,19 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         "run finished"
     );
     Ok(fit_response(
-        serde_json::to_value(report)?,
+        serde_json::to_value(report).map_err(diagnostic)?,
         LAMBDA_RESPONSE_LIMIT,
     ))
+}
+
+/// A [`ServiceError`] as Lambda reports it: `errorType` says retryable or permanent and the
+/// kind ([`ServiceError::error_type`]), `errorMessage` the whole reason.
+pub fn diagnostic(e: impl Into<ServiceError>) -> Diagnostic {
+    let e = e.into();
+    Diagnostic {
+        error_type: e.error_type(),
+        error_message: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -52,7 +62,7 @@ mod tests {
         let policy = shared::Policy::parse(sim::FLEET_POLICY, "p").expect("policy");
         let deps = Deps::new(client, Store::Dir(DirStore::new(dir.path())), policy);
         let fixture = include_str!(
-            "../../../../shared/lambda-events/eventbridge/example-eventbridge-schedule.json"
+            "../../../tests/fixtures/lambda-events/eventbridge/example-eventbridge-schedule.json"
         );
         let payload: Value = serde_json::from_str(fixture).expect("fixture");
         let out = handle(&deps, LambdaEvent::new(payload, Context::default()))

@@ -1,6 +1,9 @@
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, Response};
-use shared::service::{fit_response, handle_webhook, Deps, HttpReply, LAMBDA_RESPONSE_LIMIT};
+use lambda_http::lambda_runtime::Diagnostic;
+use lambda_http::{Body, Request, Response};
+use shared::service::{
+    fit_response, handle_webhook, Deps, HttpReply, ServiceError, LAMBDA_RESPONSE_LIMIT,
+};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -19,7 +22,7 @@ fn raw_body(req: &Request) -> &[u8] {
     }
 }
 
-pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Diagnostic> {
     let started = std::time::Instant::now();
     let reply = if req.method() != Method::POST {
         HttpReply {
@@ -36,12 +39,23 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     };
     let answered = (reply.status < 500).then_some(&reply.body);
     shared::metrics::emit("webhook", answered, started.elapsed());
-    Ok(Response::builder()
+    Response::builder()
         .status(reply.status)
         .header("content-type", "application/json")
         .body(Body::Text(
             fit_response(reply.body, LAMBDA_RESPONSE_LIMIT).to_string(),
-        ))?)
+        ))
+        .map_err(|e| diagnostic(ServiceError::Config(format!("HTTP response: {e}"))))
+}
+
+/// A [`ServiceError`] as Lambda reports it: `errorType` says retryable or permanent and the
+/// kind ([`ServiceError::error_type`]), `errorMessage` the whole reason.
+pub fn diagnostic(e: impl Into<ServiceError>) -> Diagnostic {
+    let e = e.into();
+    Diagnostic {
+        error_type: e.error_type(),
+        error_message: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -62,8 +76,9 @@ mod tests {
 
     /// The real HTTP API fixture, with our delivery in it.
     fn request(body: &str, headers: &[(&str, String)], base64: bool) -> Request {
-        let fixture =
-            include_str!("../../../../shared/lambda-events/apigw-v2/apigw_v2_proxy_request.json");
+        let fixture = include_str!(
+            "../../../tests/fixtures/lambda-events/apigw-v2/apigw_v2_proxy_request.json"
+        );
         let mut v: serde_json::Value = serde_json::from_str(fixture).expect("fixture");
         let mut h = serde_json::Map::new();
         for (k, val) in headers {

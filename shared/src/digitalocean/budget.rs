@@ -1,8 +1,8 @@
 //! The token's request budget as a client knows it: the last `ratelimit-*` headers (or a
 //! budget another run saw), less the requests this client let through since. DigitalOcean
 //! counts 5,000 requests an hour per token; `ratelimit-reset` is when the oldest of them
-//! expires, so it is never more than an hour away (`../shared/do-api/README.md`,
-//! "Rate limits worth knowing").
+//! expires, so it is never more than an hour away (DigitalOcean API reference, Introduction, "Rate Limit";
+//! vendored in `tests/fixtures/do-api/README.md`).
 
 use serde::{Deserialize, Serialize};
 

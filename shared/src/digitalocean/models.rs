@@ -1,5 +1,6 @@
 //! Typed models of the DigitalOcean API objects dropletguard reads and writes, modelled on the
-//! OpenAPI description in `shared/do-api`. Fields the spec allows to be null or absent are
+//! OpenAPI description (github.com/digitalocean/openapi; the subset we use is vendored in
+//! `tests/fixtures/do-api`). Fields the spec allows to be null or absent are
 //! `Option` or default to empty; unknown fields are ignored.
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -478,13 +479,15 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
 
-    const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/do-api/examples");
+    const EXAMPLES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/do-api/examples"
+    );
 
     fn example(name: &str) -> serde_json::Value {
         let path = format!("{EXAMPLES}/{name}");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{path}: {e} (the material folder must sit beside the checkout)")
-        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (vendored under tests/fixtures/do-api)"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -502,7 +505,7 @@ mod tests {
 
     #[test]
     fn spec_examples_parse() {
-        // The spec's own example bodies, from the material folder beside the checkout.
+        // The spec's own example bodies, vendored under `tests/fixtures/do-api/examples`.
         let list = example("droplets-list.json");
         let droplets: Vec<Droplet> =
             serde_json::from_value(list["droplets"].clone()).expect("droplet examples parse");

@@ -131,7 +131,7 @@ impl ListSizes {
 }
 
 /// The most pages of the account's SSH keys asked for before the first answers
-/// (`GET /v2/account/keys` allows 10 requests a minute; `../shared/do-api/README.md`).
+/// (`GET /v2/account/keys` allows 10 requests a minute; DigitalOcean API reference, Introduction, "Rate Limit").
 pub const MAX_BLIND_KEY_PAGES: u64 = 2;
 
 /// How recent a budget must be for a full read to send its pages before any answer.
