@@ -12,14 +12,15 @@ FUNCTIONS := scheduled-audit webhook incident-response actions-poller
 FUNCTION ?= incident-response
 EVENT ?= functions/$(FUNCTION)/events/$(firstword $(notdir $(wildcard functions/$(FUNCTION)/events/*.json)))
 
-.PHONY: help setup build build-lambda deploy invoke-local test lint demo sim bench clean openssh-newer
+.PHONY: help setup build build-lambda deploy-check deploy invoke-local test lint demo sim bench clean openssh-newer
 
 help:
 	@echo "make setup   install what the tests need (openssh-server, chromium, Python validators, moto_server, cfn-lint, the SARIF schema)"
 	@echo "make build   build the dropletguard command (release)"
-	@echo "make build-lambda   the four functions for Lambda (arm64, cargo-lambda + zig)"
+	@echo "make build-lambda   the four functions for Lambda (arm64; cargo-lambda, zig, SAM in .tools/venv)"
+	@echo "make deploy-check   sam validate --lint, sam build, and check the four bootstraps are aarch64"
 	@echo "make deploy         sam build, then sam deploy --guided (the first time)"
-	@echo "make invoke-local FUNCTION=webhook EVENT=file.json [STATE=dir]   one function under a local Runtime API"
+	@echo "make invoke-local FUNCTION=webhook EVENT=file.json [STATE=dir] [ARGS='--mode enforce --droplets N']   one function under a local Runtime API; only its answer on stdout"
 	@echo "make test    setup, then run every test"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make demo    audit an insecure simulated fleet (no token needed)"
@@ -54,8 +55,8 @@ build:
 	$(CARGO) build --release -p dropletguard
 
 test: setup
-	@set -o pipefail; $(CARGO) test --workspace 2>&1 | tee $(TOOLS)/test.log; status=$$?; \
-	  awk '/^test result:/ {p += $$4; f += $$6; i += $$8} END {print "total: " p " passed, " f " failed, " i " skipped"}' $(TOOLS)/test.log; \
+	@set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(TOOLS)/test.log; status=$$?; \
+	  awk -f tests/tools/summary.awk -v status=$$status $(TOOLS)/test.log; \
 	  exit $$status
 
 lint: setup
@@ -70,20 +71,43 @@ demo:
 sim:
 	$(CARGO) run -q -p dropletguard -- sim --listen 127.0.0.1:8080 --droplets 1000
 
-build-lambda:
-	@command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda ziglang
+# The deploy tools live in a virtual environment of their own under .tools/venv: Debian's
+# python3 refuses system-wide pip installs (PEP 668), and aws-sam-cli's botocore pin would break
+# an installed awscli.
+VENV := $(TOOLS)/venv
+DEPLOY_TOOLS := cargo-lambda ziglang aws-sam-cli
+$(VENV)/bin/sam:
+	@command -v python3 >/dev/null || (apt-get update -qq && apt-get install -y -qq python3)
+	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(DEPLOY_TOOLS)
+
+build-lambda: $(VENV)/bin/sam
 	@rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-	$(CARGO) lambda build --release --arm64 --lambda-dir $(TARGET_DIR)/lambda-arm64 $(addprefix --bin ,$(FUNCTIONS))
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --lambda-dir $(TARGET_DIR)/lambda-arm64 $(addprefix --bin ,$(FUNCTIONS))
 	@ls -l $(TARGET_DIR)/lambda-arm64/*/bootstrap
 
-deploy:
-	@command -v sam >/dev/null || { echo "install the AWS SAM CLI: python3 -m pip install aws-sam-cli"; exit 1; }
-	sam build
-	sam deploy $(if $(wildcard samconfig.toml),,--guided)
+# What `make deploy` would upload, checked without an AWS account: the template linted, the
+# stack built by SAM, and each function's bootstrap an aarch64 ELF executable.
+deploy-check: build-lambda
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam validate --lint --region us-east-1
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build --beta-features --build-dir $(TARGET_DIR)/sam-build
+	@for f in $(FUNCTIONS); do \
+	  b=$$(find $(TARGET_DIR)/sam-build -path "*/bootstrap" -print | grep -i "$$(echo $$f | tr -d -)" | head -1); \
+	  test -n "$$b" || { echo "deploy-check: no bootstrap for $$f in $(TARGET_DIR)/sam-build"; exit 1; }; \
+	  python3 tests/tools/elf_machine.py "$$b" aarch64 || exit 1; \
+	done
+	@echo "deploy-check: template valid, four aarch64 bootstraps built"
 
+deploy: $(VENV)/bin/sam
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build --beta-features
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam deploy $(if $(wildcard samconfig.toml),,--guided) --capabilities CAPABILITY_IAM
+
+# ARGS passes the emulator's own flags: ARGS="--mode enforce --droplets 200".
 invoke-local:
-	$(CARGO) build -q -p $(FUNCTION) -p dropletguard-sim --bins
-	$(TARGET_DIR)/debug/invoke-local $(FUNCTION) $(EVENT) $(if $(STATE),--state $(STATE))
+	@$(CARGO) build -q -p $(FUNCTION) -p dropletguard-sim --bins
+	@$(TARGET_DIR)/debug/invoke-local $(FUNCTION) $(EVENT) $(if $(STATE),--state $(STATE)) $(ARGS)
 
 bench:
 	@test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq time)

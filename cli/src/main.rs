@@ -18,6 +18,9 @@ use shared::{Policy, Scope};
 const SIM_TOKEN: &str = "dropletguard-sim";
 
 mod demo;
+mod output;
+
+use output::outln;
 
 #[derive(Parser)]
 #[command(
@@ -109,7 +112,12 @@ enum Command {
         command: WebhookCommand,
     },
     /// Start the built-in simulator with an insecure sample fleet, audit, remediate, audit again.
-    Demo,
+    Demo {
+        /// Where the demo writes its HTML reports and ledger; emptied first if an earlier
+        /// demo made it [default: dropletguard-demo in the temporary directory].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Serve the DigitalOcean API simulator until stopped.
     Sim(SimArgs),
 }
@@ -147,9 +155,8 @@ struct SimArgs {
 enum WebhookCommand {
     /// Check a delivery's signature. Prints `valid` or `invalid: <reason>`; exit 0 valid, 1 invalid.
     Verify {
-        /// A signing secret (`whsec_...`); repeat for rotation.
-        #[arg(long = "secret", required = true)]
-        secrets: Vec<String>,
+        #[command(flatten)]
+        secrets: SecretArgs,
         /// A header as received, `name: value` (repeatable).
         #[arg(long = "header")]
         headers: Vec<String>,
@@ -164,12 +171,60 @@ enum WebhookCommand {
     Send {
         #[arg(long)]
         url: String,
-        #[arg(long)]
-        secret: String,
+        #[command(flatten)]
+        secrets: SecretArgs,
         /// The event body (JSON), sent byte for byte.
         #[arg(long)]
         event_file: PathBuf,
     },
+}
+
+/// Where the webhook signing secrets come from: files, the environment, or (seen by `ps` and
+/// kept in shell history, so warned about) the command line.
+#[derive(clap::Args)]
+struct SecretArgs {
+    /// A file holding a signing secret (`whsec_...`, surrounding whitespace ignored);
+    /// repeatable (key rotation).
+    #[arg(long = "secret-file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// A signing secret on the command line, where other users' `ps` and your shell history
+    /// see it; prefer --secret-file or $DROPLETGUARD_WEBHOOK_SECRET. Repeatable.
+    #[arg(long = "secret", value_name = "whsec_...")]
+    inline: Vec<String>,
+}
+
+/// The variable a signing secret is read from when no --secret-file or --secret is given.
+const WEBHOOK_SECRET_ENV: &str = "DROPLETGUARD_WEBHOOK_SECRET";
+
+impl SecretArgs {
+    /// The secrets, in the order given: files, then command-line values; else the environment.
+    /// Errors name the file or flag whose secret is not valid, never the secret.
+    fn resolve(&self) -> Result<Vec<Secret>> {
+        let mut out = Vec::new();
+        for f in &self.files {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--secret-file {}", f.display()))?;
+            out.push(
+                Secret::parse(text.trim())
+                    .with_context(|| format!("--secret-file {}", f.display()))?,
+            );
+        }
+        if !self.inline.is_empty() {
+            eprintln!("warning: --secret is visible to other users (ps) and kept in shell history; prefer --secret-file or ${WEBHOOK_SECRET_ENV}");
+        }
+        for (i, s) in self.inline.iter().enumerate() {
+            out.push(Secret::parse(s).with_context(|| format!("--secret #{}", i + 1))?);
+        }
+        if out.is_empty() {
+            let text = std::env::var(WEBHOOK_SECRET_ENV).map_err(|_| {
+                anyhow::anyhow!(
+                    "no signing secret: give --secret-file FILE or set ${WEBHOOK_SECRET_ENV}"
+                )
+            })?;
+            out.push(Secret::parse(text.trim()).with_context(|| format!("${WEBHOOK_SECRET_ENV}"))?);
+        }
+        Ok(out)
+    }
 }
 
 fn init_logs(verbose: u8) {
@@ -194,6 +249,16 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
     }
 }
 
+/// The policy of a run that reads and may change the account, its warnings said once on
+/// stderr before any output (`Policy::warnings`: empty management ranges).
+fn load_run_policy(path: Option<&PathBuf>) -> Result<Policy> {
+    let policy = load_policy(path)?;
+    for warning in policy.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(policy)
+}
+
 async fn print_report(report: &Report, format: Format, client: &Client) -> Result<()> {
     // JSON and SARIF escape control characters as JSON requires; the table escapes them.
     let text = match format {
@@ -210,18 +275,13 @@ async fn print_report(report: &Report, format: Format, client: &Client) -> Resul
         Format::Sarif => return print_json(&to_sarif(report)),
         Format::Table => to_table(report, terminal_width()),
     };
-    println!("{}", text.trim_end());
+    outln!("{}", text.trim_end())?;
     Ok(())
 }
 
 /// `value` as pretty JSON and a newline on stdout.
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    out.flush()?;
-    Ok(())
+    Ok(output::json(value)?)
 }
 
 /// 2 when the run stopped early to keep the incident-response reserve (it could not
@@ -247,7 +307,7 @@ async fn audit(
     format: Format,
     no_ssh: bool,
 ) -> Result<ExitCode> {
-    let policy = load_policy(policy.as_ref())?;
+    let policy = load_run_policy(policy.as_ref())?;
     let client = Client::from_env()?.keeping_reserve(policy.api.reserve_percent);
     let scope = Scope {
         droplet_ids: (!droplets.is_empty()).then(|| droplets.into_iter().collect()),
@@ -275,7 +335,7 @@ async fn remediate(
     format: Format,
     no_ssh: bool,
 ) -> Result<ExitCode> {
-    let policy = load_policy(policy.as_ref())?;
+    let policy = load_run_policy(policy.as_ref())?;
     let client = Client::from_env()?.keeping_reserve(policy.api.reserve_percent);
     let store = Store::from_env()?;
     let scope = Scope {
@@ -310,8 +370,8 @@ async fn findings(policy: Option<PathBuf>, window: &str, format: Format) -> Resu
     let index = shared::history::load_index(&store).await?;
     let view = shared::history::overview(&index, &policy.exemptions, chrono::Utc::now(), window);
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-        Format::Table => print!("{}", view.to_text()),
+        Format::Json => output::json(&view)?,
+        Format::Table => output::write_out(|w| w.write_all(view.to_text().as_bytes()))?,
         Format::Sarif | Format::Html => anyhow::bail!("findings prints table or json"),
     }
     Ok(ExitCode::SUCCESS)
@@ -327,23 +387,23 @@ async fn quarantine(droplet: u64, reason: String, policy: Option<PathBuf>) -> Re
         shared::remediate::quarantine(&client, &policy, &store, droplet, &reason, "cli", &run)
             .await?;
     if out.changed {
-        println!(
+        outln!(
             "Droplet {droplet} ({}) is quarantined: tag {} attaches firewall {}, which denies everything outside the management ranges, both ways (SSH from them stays open). No other tag or firewall was touched.",
             printable(&out.record.droplet_name),
             printable(&out.record.quarantine_tag),
             printable(&policy.remediation.quarantine_name)
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "Droplet {droplet} ({}) was already quarantined; nothing changed.",
             printable(&out.record.droplet_name)
-        );
+        )?;
     }
-    println!(
+    outln!(
         "Recorded before quarantine: tags [{}]. Record: {}/quarantine/{droplet}.json",
         printable(&out.record.tags.join(", ")),
         printable(&store.location())
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -354,7 +414,7 @@ async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
     let run = uuid::Uuid::new_v4().to_string();
     let out = shared::remediate::restore(&client, &policy, &store, droplet, "cli", &run).await?;
     if out.changed {
-        println!(
+        outln!(
             "Droplet {droplet} ({}) is restored ({} method): tags [{}]{}.",
             printable(&out.record.droplet_name),
             out.record.method,
@@ -367,17 +427,17 @@ async fn restore(droplet: u64, policy: Option<PathBuf>) -> Result<ExitCode> {
                     printable(&out.record.firewall_ids.join(", "))
                 )
             }
-        );
+        )?;
         for c in &out.changes {
             if c.result != "ok" {
-                println!("note: {}", printable(&c.result));
+                outln!("note: {}", printable(&c.result))?;
             }
         }
     } else {
-        println!(
+        outln!(
             "Droplet {droplet} ({}) was already restored; nothing changed.",
             printable(&out.record.droplet_name)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -397,11 +457,7 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
             body_file,
             now,
         } => {
-            let secrets = secrets
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Secret::parse(s).with_context(|| format!("--secret #{}", i + 1)))
-                .collect::<Result<Vec<_>>>()?;
+            let secrets = secrets.resolve()?;
             let headers = headers
                 .iter()
                 .map(|h| {
@@ -412,63 +468,81 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
                 .collect::<Result<Vec<_>>>()?;
             let body = std::fs::read(&body_file)
                 .with_context(|| format!("reading {}", body_file.display()))?;
-            match verify(&secrets, &headers, &body, now.unwrap_or_else(unix_now)) {
-                Ok(v) => {
-                    println!("valid");
-                    eprintln!(
-                        "webhook-id {} at {}, secret #{}",
-                        printable(&v.id),
-                        v.timestamp,
-                        v.secret_index + 1
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    println!("invalid: {}", printable(&e.to_string()));
-                    Ok(ExitCode::from(1))
-                }
-            }
+            webhook_verify(&secrets, &headers, &body, now.unwrap_or_else(unix_now))
         }
         WebhookCommand::Send {
             url,
-            secret,
+            secrets,
             event_file,
         } => {
-            let secret = Secret::parse(&secret).context("--secret")?;
+            let secret = match secrets.resolve()?.as_slice() {
+                [one] => one.clone(),
+                _ => anyhow::bail!("webhook send signs with one secret; give one"),
+            };
             let body = std::fs::read(&event_file)
                 .with_context(|| format!("reading {}", event_file.display()))?;
             if let Err(e) = shared::webhook::parse_event(&body) {
                 let warning = format!("{}: {e}", event_file.display());
                 eprintln!("warning: {} (sending it anyway)", printable(&warning));
             }
-            let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-            let ts = unix_now();
-            let sig = sign(&secret, &id, ts, &body);
-            let resp = reqwest::Client::new()
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .with_context(|| format!("POST {url}"))?;
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            eprintln!(
-                "{} {} (webhook-id {id})",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            );
-            println!("{}", printable_lines(text.trim_end()));
-            Ok(if status.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            webhook_send(&url, &secret, body).await
         }
     }
+}
+
+/// Prints `valid` (exit 0) or `invalid: <reason>` (exit 1).
+fn webhook_verify(
+    secrets: &[Secret],
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+) -> Result<ExitCode> {
+    match verify(secrets, headers, body, now) {
+        Ok(v) => {
+            outln!("valid")?;
+            eprintln!(
+                "webhook-id {} at {}, secret #{}",
+                printable(&v.id),
+                v.timestamp,
+                v.secret_index + 1
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            outln!("invalid: {}", printable(&e.to_string()))?;
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Signs `body` as a Standard Webhooks delivery and POSTs it; exit 0 on a 2xx answer.
+async fn webhook_send(url: &str, secret: &Secret, body: Vec<u8>) -> Result<ExitCode> {
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let ts = unix_now();
+    let sig = sign(secret, &id, ts, &body);
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    eprintln!(
+        "{} {} (webhook-id {id})",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    outln!("{}", printable_lines(text.trim_end()))?;
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn serve_sim(args: SimArgs) -> Result<ExitCode> {
@@ -541,7 +615,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => quarantine(droplet, reason, policy).await,
         Command::Restore { droplet, policy } => restore(droplet, policy).await,
         Command::Webhook { command } => webhook(command).await,
-        Command::Demo => demo::run().await,
+        Command::Demo { out } => demo::run(&out.unwrap_or_else(demo::default_out)).await,
         Command::Sim(args) => serve_sim(args).await,
     }
 }

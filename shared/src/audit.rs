@@ -80,6 +80,7 @@ impl Run {
             dry_run: false,
             built_on_full_read: None,
             stopped_early: false,
+            planned: None,
         }
     }
 }
@@ -170,6 +171,7 @@ async fn audit_run(
         findings,
         Vec::new(),
     );
+    report.summary.quarantined = crate::evaluate::quarantined(&snapshot, policy, &ids);
     report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
     report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
     drop_aside(snapshot);

@@ -74,15 +74,39 @@ fn check_droplets(
     let mut out = Vec::new();
     let mut relevant_fws = BTreeSet::new();
     for d in droplets {
+        let first = out.len();
         let fws = ctx.covering(d);
         firewall::check_droplet(ctx, d, &fws, &mut out);
         vpc::check_droplet(ctx, d, &mut out);
         if !scope.no_ssh {
             ssh::check_droplet(ctx, d, &fws, &mut out);
         }
+        if d.has_tag(&ctx.policy.remediation.quarantine_tag) {
+            mark_quarantined(&mut out[first..], &ctx.policy.remediation.quarantine_tag);
+        }
         relevant_fws.extend(fws);
     }
     (out, relevant_fws)
+}
+
+/// Says on each finding of a quarantined Droplet (one that carries `remediation.quarantine_tag`)
+/// that it is quarantined, so a reader knows the Droplet is already isolated.
+fn mark_quarantined(findings: &mut [Finding], tag: &str) {
+    for f in findings {
+        f.detail.push_str(&format!(
+            " (the Droplet is quarantined: tag {tag} attaches the quarantine firewall)"
+        ));
+    }
+}
+
+/// How many of the Droplets `ids` carry the quarantine tag (`summary.quarantined`).
+pub fn quarantined(snapshot: &Snapshot, policy: &Policy, ids: &[u64]) -> usize {
+    let ids: std::collections::HashSet<u64> = ids.iter().copied().collect();
+    snapshot
+        .droplets
+        .iter()
+        .filter(|d| ids.contains(&d.id) && d.has_tag(&policy.remediation.quarantine_tag))
+        .count()
 }
 
 /// Stable order: account, then Droplets by id, then firewalls; rules in catalogue order.

@@ -182,7 +182,7 @@ pub fn shielded(findings: &[Finding], firewalls: &[Firewall], droplets: &[Drople
         });
         if let Some((fw, other)) = shared {
             let why = format!(
-                "not planned: firewall {} ({}) also covers Droplet {} ({}), whose {} finding is exempt",
+                "firewall {} ({}) also covers Droplet {} ({}), whose {} finding is exempt",
                 fw.name, fw.id, other.name, other.id, f.rule
             );
             out.push((f.rule.clone(), f.resource.id.clone(), why));

@@ -60,10 +60,10 @@ pub fn annotate(findings: &mut [Finding], held: &[Held]) {
         };
         let until = until.to_rfc3339_opts(SecondsFormat::Secs, true);
         f.remediation.planned = Some(format!(
-            "waiting until {until}: within the grace period (first seen {})",
+            "waiting until {until} (first seen {})",
             f.first_seen.as_deref().unwrap_or("now")
         ));
-        f.remediation.result = Some(format!("not applied: grace period until {until}"));
+        f.remediation.result = Some("within the grace period".into());
     }
 }
 
@@ -159,7 +159,7 @@ mod tests {
         annotate(&mut fs, &held);
         assert_eq!(
             fs[0].remediation.planned.as_deref(),
-            Some("waiting until 2026-11-30T12:00:00Z: within the grace period (first seen now)")
+            Some("waiting until 2026-11-30T12:00:00Z (first seen now)")
         );
         assert!(fs[1].remediation.planned.is_none());
     }

@@ -128,6 +128,7 @@ pub fn emf_for_output(
             incomplete: Vec::new(),
             built_on_full_read: None,
             stopped_early: false,
+            planned: None,
         };
         Report::new(run, &[], Vec::new(), Vec::new())
     });

@@ -178,15 +178,46 @@ impl AddressSet {
     }
 }
 
+impl AddressSet {
+    /// One family as text: its CIDRs, or `0.0.0.0/0 except …` (`::/0 except …`) when the
+    /// addresses left out of the family are fewer CIDRs than those it holds. `None` when the
+    /// set holds nothing of `family`.
+    fn family_text(&self, family: Family) -> Option<String> {
+        let mine = self.only(family);
+        if !mine.has(family) {
+            return None;
+        }
+        let join = |cidrs: Vec<Cidr>| {
+            cidrs
+                .iter()
+                .map(Cidr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let held = mine.cidrs();
+        let missing = AddressSet::of(&[family.world()]).difference(&mine).cidrs();
+        Some(if missing.is_empty() || held.len() <= missing.len() {
+            join(held)
+        } else {
+            format!("{} except {}", family.world(), join(missing))
+        })
+    }
+}
+
 impl fmt::Display for AddressSet {
-    /// The CIDRs, comma-separated; `nothing` when empty.
+    /// The shortest exact text of the set, IPv4 first: per family either its CIDRs
+    /// (`203.0.113.0/24`) or the family's world less what it lacks
+    /// (`0.0.0.0/0 except 198.51.100.0/24`); `nothing` when empty. Every finding detail,
+    /// report and log prints address sets this one way.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cidrs = self.cidrs();
-        if cidrs.is_empty() {
+        let parts: Vec<String> = [Family::V4, Family::V6]
+            .into_iter()
+            .filter_map(|family| self.family_text(family))
+            .collect();
+        if parts.is_empty() {
             return f.write_str("nothing");
         }
-        let text: Vec<String> = cidrs.iter().map(Cidr::to_string).collect();
-        f.write_str(&text.join(", "))
+        f.write_str(&parts.join(", "))
     }
 }
 
@@ -196,6 +227,27 @@ mod tests {
 
     fn c(s: &str) -> Cidr {
         Cidr::parse(s).expect("valid cidr")
+    }
+
+    #[test]
+    fn an_address_set_prints_as_its_shorter_exact_form() {
+        let set = |cidrs: &[&str]| AddressSet::of(&cidrs.iter().map(|s| c(s)).collect::<Vec<_>>());
+        let world_but_mgmt = AddressSet::everything().difference(&set(&["203.0.113.0/24"]));
+        assert_eq!(
+            world_but_mgmt.to_string(),
+            "0.0.0.0/0 except 203.0.113.0/24, ::/0"
+        );
+        assert_eq!(
+            set(&["10.0.0.0/8", "192.168.0.0/16"]).to_string(),
+            "10.0.0.0/8, 192.168.0.0/16"
+        );
+        assert_eq!(set(&["0.0.0.0/0"]).to_string(), "0.0.0.0/0");
+        assert_eq!(AddressSet::default().to_string(), "nothing");
+        let v6 = set(&["::/0"]).difference(&set(&["2001:db8::/32"]));
+        assert_eq!(v6.to_string(), "::/0 except 2001:db8::/32");
+        // Two halves of the world less one address each way: the shorter side wins.
+        let two = set(&["0.0.0.0/1"]);
+        assert_eq!(two.to_string(), "0.0.0.0/1");
     }
 
     #[test]

@@ -54,7 +54,15 @@ async fn json_report_has_the_contract_shape() {
     );
     assert_eq!(
         keys(&report["summary"]),
-        ["changes", "droplets", "exempt", "fail", "pass", "unknown"]
+        [
+            "changes",
+            "droplets",
+            "exempt",
+            "fail",
+            "pass",
+            "quarantined",
+            "unknown"
+        ]
     );
     let f = &report["findings"][0];
     assert_eq!(

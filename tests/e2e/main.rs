@@ -8,6 +8,7 @@ mod client;
 mod deny;
 mod events;
 mod exactly_once;
+mod first_hour;
 mod fixtures;
 mod formats;
 mod helpers;

@@ -346,3 +346,62 @@ async fn quarantine_needs_a_record_and_management_ranges_that_fit() {
     assert!(q.stderr.contains("404"), "{}", q.stderr);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_droplet_is_not_open_to_the_world_and_says_it_is_quarantined() {
+    // Droplet 8 has a port open to the world; Droplet 7's firewall failed (a finding that stays).
+    let sim = start(fixtures::known()).await;
+    let env = Env::new(POLICY);
+    let rules_of = |report: &serde_json::Value, id: &str| -> Vec<String> {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["resource"]["id"] == id)
+            .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let before = env
+        .run(&sim, &["audit", "--format", "json", "--no-ssh"])
+        .await
+        .json();
+    assert!(rules_of(&before, "8").contains(&"firewall.world-open".to_string()));
+    assert_eq!(before["summary"]["quarantined"], 0);
+    for id in ["7", "8"] {
+        let q = env
+            .run(&sim, &["quarantine", "--droplet", id, "--reason", "INC-7"])
+            .await;
+        assert_eq!(q.code, 0, "{}{}", q.stdout, q.stderr);
+    }
+    let after = env
+        .run(&sim, &["audit", "--format", "json", "--no-ssh"])
+        .await
+        .json();
+    assert!(
+        rules_of(&after, "8").is_empty(),
+        "what the quarantine leaves open is the management range only: {:?}",
+        rules_of(&after, "8")
+    );
+    assert_eq!(after["summary"]["quarantined"], 2);
+    let on_7: Vec<&serde_json::Value> = after["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["resource"]["id"] == "7")
+        .collect();
+    assert!(!on_7.is_empty());
+    for f in on_7 {
+        let detail = f["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.ends_with("(the Droplet is quarantined: tag dropletguard-quarantine attaches the quarantine firewall)"),
+            "{detail}"
+        );
+    }
+    let table = env.run(&sim, &["audit", "--no-ssh"]).await;
+    assert!(
+        table.stdout.contains("unknown, 2 quarantined;"),
+        "{}",
+        table.stdout
+    );
+    sim.shutdown().await;
+}

@@ -160,6 +160,54 @@ async fn send_signs_and_delivers_to_a_receiver() {
     ])
     .await;
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stderr
+            .contains("warning: --secret is visible to other users (ps)"),
+        "{}",
+        ok.stderr
+    );
+    // The secret from a file, and from the environment: no warning, the same delivery.
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write");
+    let from_file = run(&[
+        "webhook",
+        "send",
+        "--url",
+        &url,
+        "--secret-file",
+        secret_file.to_str().expect("utf-8"),
+        "--event-file",
+        e,
+    ])
+    .await;
+    assert_eq!(
+        from_file.code, 0,
+        "{}{}",
+        from_file.stdout, from_file.stderr
+    );
+    assert!(
+        !from_file.stderr.contains("warning"),
+        "{}",
+        from_file.stderr
+    );
+    let send_env = ["webhook", "send", "--url", &url, "--event-file", e];
+    let from_env = cli_env(
+        "http://127.0.0.1:9",
+        "unused",
+        &send_env,
+        &[("DROPLETGUARD_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    assert_eq!(from_env.code, 0, "{}{}", from_env.stdout, from_env.stderr);
+    let none = run(&send_env).await;
+    assert_eq!(none.code, 2);
+    assert!(
+        none.stderr.contains(
+            "no signing secret: give --secret-file FILE or set $DROPLETGUARD_WEBHOOK_SECRET"
+        ),
+        "{}",
+        none.stderr
+    );
     let report: serde_json::Value =
         serde_json::from_str(&ok.stdout).expect("the receiver's report");
     assert_eq!(report["summary"]["droplets"], 1);

@@ -70,7 +70,9 @@ async fn quarantine_and_restore_round_trip() {
         .await
     {
         sim::lambda::Outcome::Error(e) => {
-            assert!(e.to_string().contains("reason is required"), "{e}")
+            assert!(e.to_string().contains("reason is required"), "{e}");
+            // Lambda's errorType says what kind of failure it is and that a retry cannot help.
+            assert_eq!(e["errorType"], "Permanent.BadRequest", "{e}");
         }
         other => panic!("expected an error, got {other:?}"),
     }

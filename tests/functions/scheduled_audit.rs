@@ -184,12 +184,12 @@ async fn a_missing_secret_fails_the_start_clearly() {
     f.stop().await;
 }
 
-/// 10,000 Droplets: a 2.7 MB report, over the 2 MB the emulator took before (it answered
+/// 12,000 Droplets: a 2.2 MB report, over the 2 MB the emulator took before (it answered
 /// 413 and the invocation never ended) and under Lambda's 6 MB; it comes back whole. Larger
 /// reports are cut to fit (`shared::service::fit_response`, unit-tested).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ten_thousand_droplet_report_comes_back() {
-    let account = Account::start(10_000, 1).await;
+async fn a_twelve_thousand_droplet_report_comes_back() {
+    let account = Account::start(12_000, 1).await;
     let f = Function::start(
         env!("CARGO_BIN_EXE_scheduled-audit"),
         "scheduled-audit",
@@ -201,7 +201,36 @@ async fn a_ten_thousand_droplet_report_comes_back() {
     let size = serde_json::to_vec(&report).expect("json").len();
     assert!(size > 2 * 1024 * 1024, "{size} bytes");
     assert!(size <= sim::lambda::RESPONSE_LIMIT);
-    assert_eq!(report["summary"]["droplets"], 10_000);
+    assert_eq!(report["summary"]["droplets"], 12_000);
     assert!(report.get("findings_omitted").is_none(), "nothing left out");
     let _ = f.stop().await;
+}
+
+/// A policy that does not parse is reported on every invocation with what is wrong, as a
+/// permanent error Lambda can tell from a transient one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_policy_is_a_permanent_error_that_names_the_key() {
+    let account = Account::start(5, 1).await;
+    let f = Function::start(
+        env!("CARGO_BIN_EXE_scheduled-audit"),
+        "scheduled-audit",
+        &account.env(&[(
+            "DROPLETGUARD_POLICY_TOML",
+            "[management]\ncidrs = [\"nope\"]\n",
+        )]),
+    )
+    .await;
+    let event = fixture("eventbridge/example-eventbridge-schedule.json");
+    for _ in 0..2 {
+        match f.invoke(&event).await {
+            sim::lambda::Outcome::Error(e) => {
+                assert_eq!(e["errorType"], "Permanent.Policy", "{e}");
+                let message = e["errorMessage"].as_str().unwrap_or_default();
+                assert!(message.contains("DROPLETGUARD_POLICY_TOML:2"), "{message}");
+                assert!(message.contains("nope"), "{message}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    f.stop().await;
 }

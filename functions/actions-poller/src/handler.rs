@@ -1,12 +1,12 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use shared::service::{fit_response, poll_actions, Deps, LAMBDA_RESPONSE_LIMIT};
+use shared::service::{fit_response, poll_actions, Deps, ServiceError, LAMBDA_RESPONSE_LIMIT};
 
 /// Pages of `/v2/actions` read at most per poll (200 actions a page).
 const MAX_PAGES: u64 = 10;
 
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let started = std::time::Instant::now();
     let (payload, ctx) = event.into_parts();
     let event_id = serde_json::from_value::<EventBridgeEvent<Value>>(payload)
@@ -16,7 +16,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
     let out = poll_actions(deps, MAX_PAGES).await;
     let value = out.as_ref().ok().and_then(|o| serde_json::to_value(o).ok());
     shared::metrics::emit("actions-poller", value.as_ref(), started.elapsed());
-    let out = out?;
+    let out = out.map_err(diagnostic)?;
     tracing::info!(
         actions = out.actions_seen,
         droplets = out.droplets.len(),
@@ -24,9 +24,19 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         "poll finished"
     );
     Ok(fit_response(
-        serde_json::to_value(out)?,
+        serde_json::to_value(out).map_err(diagnostic)?,
         LAMBDA_RESPONSE_LIMIT,
     ))
+}
+
+/// A [`ServiceError`] as Lambda reports it: `errorType` says retryable or permanent and the
+/// kind ([`ServiceError::error_type`]), `errorMessage` the whole reason.
+pub fn diagnostic(e: impl Into<ServiceError>) -> Diagnostic {
+    let e = e.into();
+    Diagnostic {
+        error_type: e.error_type(),
+        error_message: e.to_string(),
+    }
 }
 
 #[cfg(test)]

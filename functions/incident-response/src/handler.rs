@@ -1,18 +1,31 @@
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use shared::service::{
     fit_response, incident, Deps, IncidentRequest, ServiceError, LAMBDA_RESPONSE_LIMIT,
 };
 
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let started = std::time::Instant::now();
     let (payload, ctx) = event.into_parts();
     let req: IncidentRequest = serde_json::from_value(payload)
-        .map_err(|e| ServiceError::BadRequest(format!("payload: {e}")))?;
+        .map_err(|e| diagnostic(ServiceError::BadRequest(format!("payload: {e}"))))?;
     tracing::info!(request_id = %ctx.request_id, action = ?req.action, droplets = req.droplet_ids.len(), "incident response");
     let out = incident(deps, req).await;
     shared::metrics::emit("incident-response", out.as_ref().ok(), started.elapsed());
-    Ok(fit_response(out?, LAMBDA_RESPONSE_LIMIT))
+    Ok(fit_response(
+        out.map_err(diagnostic)?,
+        LAMBDA_RESPONSE_LIMIT,
+    ))
+}
+
+/// A [`ServiceError`] as Lambda reports it: `errorType` says retryable or permanent and the
+/// kind ([`ServiceError::error_type`]), `errorMessage` the whole reason.
+pub fn diagnostic(e: impl Into<ServiceError>) -> Diagnostic {
+    let e = e.into();
+    Diagnostic {
+        error_type: e.error_type(),
+        error_message: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +75,8 @@ mod tests {
             let err = handle(&deps, LambdaEvent::new(payload, Context::default()))
                 .await
                 .expect_err("refused");
-            assert!(err.to_string().contains(needle), "{err}");
+            assert!(err.error_message.contains(needle), "{err:?}");
+            assert_eq!(err.error_type, "Permanent.BadRequest");
         }
         assert!(s.requests().iter().all(|r| r.method == "GET"));
         s.shutdown().await;

@@ -12,14 +12,14 @@ async fn main() -> Result<(), Error> {
     // A configuration error is reported on every invocation, with its reason.
     let deps = shared::service::Deps::from_env(false)
         .await
-        .map_err(|e| e.to_string());
+        .map_err(handler::diagnostic);
     if let Err(e) = &deps {
-        tracing::error!(error = %e, "configuration");
+        tracing::error!(error = %e.error_message, "configuration");
     }
     run(service_fn(|event: LambdaEvent<Value>| async {
         match &deps {
             Ok(d) => handler::handle(d, event).await,
-            Err(e) => Err(Error::from(e.clone())),
+            Err(e) => Err(e.clone()),
         }
     }))
     .await

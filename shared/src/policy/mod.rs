@@ -160,7 +160,7 @@ impl Default for RemediationPolicy {
 }
 
 /// `[api]`: how runs share the token's request budget (DigitalOcean: 5,000 requests an hour and
-/// 250 a minute per token, `../shared/do-api/README.md`), and how old the cached account view
+/// 250 a minute per token, DigitalOcean API reference, Introduction, "Rate Limit"), and how old the cached account view
 /// that event re-checks build on may be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -233,6 +233,24 @@ impl Policy {
             .and_then(|o| o.grace)
             .unwrap_or(self.remediation.grace)
             .0
+    }
+
+    /// What a valid policy leaves open that a reader should hear once, before the run's
+    /// output: today, empty `management.cidrs`, with what follows from it. Empty when none.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.management.cidrs.is_empty() {
+            out.push(
+                "management.cidrs is empty: every SSH rule with an address source counts as \
+                 outside the management ranges (firewall.ssh-open fails on every Droplet \
+                 whose firewalls allow SSH), remediation attaches no baseline firewall and \
+                 narrows no SSH rule (either would lock everyone out), and quarantine \
+                 refuses; set [management] cidrs to the ranges you administer \
+                 from (policy.example.toml)"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     pub fn rule_enabled(&self, rule: &str) -> bool {
@@ -566,6 +584,45 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The starter policy at the repository's root, which the README's quick start copies.
+    const EXAMPLE: &str = include_str!("../../../policy.example.toml");
+
+    #[test]
+    fn the_starter_policy_parses_and_every_commented_key_is_valid_too() {
+        let p = Policy::parse(EXAMPLE, "policy.example.toml").expect("starter policy");
+        assert_eq!(
+            p.management.cidrs.len(),
+            1,
+            "the one thing to fill in is set"
+        );
+        assert!(p.warnings().is_empty());
+        // Its other values are the defaults.
+        let defaults = Policy {
+            management: p.management.clone(),
+            ..Policy::default()
+        };
+        assert_eq!(p, defaults);
+        // Every commented-out setting (`# key = value`), uncommented, is still a valid policy.
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if looks_like_setting(rest) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Policy::parse(&uncommented, "policy.example.toml, uncommented").expect("uncommented");
+    }
+
+    /// `key = value`, `[table]` or `[[array]]`: a line of TOML, not prose.
+    fn looks_like_setting(line: &str) -> bool {
+        let t = line.trim_start();
+        (t.starts_with('[') && t.ends_with(']'))
+            || t.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    }
 
     pub(super) fn err(text: &str) -> String {
         Policy::parse(text, "p.toml")

@@ -100,6 +100,7 @@ pub async fn remediate(
     if opts.dry_run {
         annotate(&plan, &kept, &mut findings, None);
         let mut report = report_over(&run, client, &snapshot, &ids, (findings, Vec::new()), &plan);
+        report.summary.quarantined = crate::evaluate::quarantined(&snapshot, policy, &ids);
         report.run.dry_run = true;
         report.exemptions_expiring = expiring(&policy.exemptions, tracker.now());
         return Ok(report);
@@ -118,6 +119,7 @@ pub async fn remediate(
     .await?;
     annotate(&plan, &kept, &mut findings, Some(&changes));
     let mut report = report_over(&run, client, &snapshot, &ids, (findings, changes), &plan);
+    report.summary.quarantined = crate::evaluate::quarantined(&snapshot, policy, &ids);
     if let Some(why) = stopped {
         report.run.stop_early(why);
     }
@@ -175,6 +177,11 @@ fn report_over(
 ) -> Report {
     let mut info = run.finish_over(client, snapshot);
     info.cap_reached = plan.cap_reached;
+    let within_cap = plan.applicable().count();
+    info.planned = Some(crate::report::PlannedChanges {
+        within_cap,
+        over_cap: plan.steps.len() - within_cap,
+    });
     let mut report = Report::new(info, ids, findings, changes);
     report.vpc_of = crate::report::html::vpc_labels(snapshot, &report.findings);
     report

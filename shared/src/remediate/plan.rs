@@ -83,7 +83,7 @@ impl Planner {
             plan: Plan::default(),
             max: max as usize,
             used: BTreeSet::new(),
-            cap_note: format!("not applied: max_changes_per_run ({max}) reached in this run"),
+            cap_note: format!("max_changes_per_run ({max}) reached in this run"),
         }
     }
 

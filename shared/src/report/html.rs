@@ -145,19 +145,46 @@ async fn vpcs_of_findings(
     Ok(out)
 }
 
-async fn vpc_names(client: &Client) -> Result<BTreeMap<String, String>, ApiError> {
-    Ok(client
-        .list_vpcs()
-        .await?
-        .into_iter()
-        .map(|v| (v.id, v.name))
-        .collect())
+async fn vpc_names(client: &Client) -> Result<VpcNames, ApiError> {
+    Ok(VpcNames::of(&client.list_vpcs().await?))
 }
 
-fn vpc_label(d: &Droplet, vpcs: &BTreeMap<String, String>) -> String {
+/// The names a Droplet's VPC is shown by: each VPC's name, and each region's default VPC.
+#[derive(Default)]
+struct VpcNames {
+    by_id: BTreeMap<String, String>,
+    default_of_region: BTreeMap<String, String>,
+}
+
+impl VpcNames {
+    fn of(vpcs: &[crate::digitalocean::Vpc]) -> Self {
+        let mut names = VpcNames::default();
+        for v in vpcs {
+            names.by_id.insert(v.id.clone(), v.name.clone());
+            if v.default {
+                names
+                    .default_of_region
+                    .insert(v.region.clone(), v.name.clone());
+            }
+        }
+        names
+    }
+}
+
+/// One label per VPC: its name; a Droplet without `vpc_uuid` sits in its region's default
+/// VPC, so it gets that VPC's name when the list has it (else `default VPC (<region>)`).
+fn vpc_label(d: &Droplet, vpcs: &VpcNames) -> String {
     match &d.vpc_uuid {
-        Some(u) => vpcs.get(u).cloned().unwrap_or_else(|| format!("VPC {u}")),
-        None => format!("default VPC ({})", d.region_slug()),
+        Some(u) => vpcs
+            .by_id
+            .get(u)
+            .cloned()
+            .unwrap_or_else(|| format!("VPC {u}")),
+        None => vpcs
+            .default_of_region
+            .get(d.region_slug())
+            .cloned()
+            .unwrap_or_else(|| format!("default VPC ({})", d.region_slug())),
     }
 }
 
@@ -167,10 +194,10 @@ pub fn vpc_labels(
     snapshot: &crate::snapshot::Snapshot,
     findings: &[super::Finding],
 ) -> BTreeMap<String, String> {
-    let names: BTreeMap<String, String> = snapshot
+    let names = snapshot
         .vpcs
         .as_ref()
-        .map(|l| l.iter().map(|v| (v.id.clone(), v.name.clone())).collect())
+        .map(|l| VpcNames::of(l))
         .unwrap_or_default();
     let wanted: BTreeSet<&str> = findings
         .iter()
@@ -395,9 +422,18 @@ fn exemption(v: &Value) -> Option<Exemption> {
     })
 }
 
+/// The findings, open ones before exempt ones, most severe first (the report's own order
+/// within a severity).
 fn finding_rows(r: &Value, groups: &BTreeMap<String, String>) -> Vec<FindingRow> {
     let list = r["findings"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    list.iter()
+    let mut list: Vec<&Value> = list.iter().collect();
+    list.sort_by_key(|f| {
+        (
+            f["status"] == "exempt",
+            severity_rank(f["severity"].as_str().unwrap_or_default()),
+        )
+    });
+    list.into_iter()
         .enumerate()
         .map(|(i, f)| {
             let severity = text(&f["severity"]);
@@ -730,6 +766,32 @@ mod tests {
     }
 
     #[test]
+    fn a_default_vpc_is_labelled_once_whether_droplets_name_it_or_not() {
+        let vpcs: Vec<crate::digitalocean::Vpc> = serde_json::from_value(json!([
+            {"id": "v-ams", "name": "default-ams3", "region": "ams3", "default": true},
+            {"id": "v-prod", "name": "prod", "region": "ams3", "default": false}
+        ]))
+        .expect("vpcs");
+        let names = VpcNames::of(&vpcs);
+        let droplet = |vpc: Option<&str>, region: &str| -> Droplet {
+            serde_json::from_value(json!({"id": 1, "name": "d", "vpc_uuid": vpc,
+                "region": {"slug": region}}))
+            .expect("droplet")
+        };
+        assert_eq!(
+            vpc_label(&droplet(Some("v-ams"), "ams3"), &names),
+            "default-ams3"
+        );
+        assert_eq!(vpc_label(&droplet(None, "ams3"), &names), "default-ams3");
+        assert_eq!(vpc_label(&droplet(Some("v-prod"), "ams3"), &names), "prod");
+        // No default VPC listed for the region: the region says which one.
+        assert_eq!(
+            vpc_label(&droplet(None, "nyc3"), &names),
+            "default VPC (nyc3)"
+        );
+    }
+
+    #[test]
     fn matrix_cells_take_the_worst_open_severity() {
         let mut exempt = finding("ssh.password-auth", "exempt", "critical", "3", "c");
         exempt["exemption"] =
@@ -742,6 +804,15 @@ mod tests {
         ]);
         let g = groups();
         let rows = finding_rows(&r, &g);
+        let order: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|f| (f.severity.as_str(), f.status.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [("high", "fail"), ("medium", "fail"), ("critical", "exempt")],
+            "open findings first, most severe first"
+        );
         let m = matrix(&rows);
         assert_eq!(m.rules, ["firewall.world-open", "ssh.password-auth"]);
         let prod = m.rows.iter().find(|r| r.group == "prod-vpc").expect("row");

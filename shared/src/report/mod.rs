@@ -145,6 +145,19 @@ pub struct RunInfo {
     /// for incident response (`[api] reserve_percent`); `incomplete` says so. Absent: `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped_early: bool,
+    /// A remediation's plan, counted in changes (one per step; `max_changes_per_run` counts
+    /// resources): how many fit under the cap and how many it held back. Absent for an audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<PlannedChanges>,
+}
+
+/// The size of a remediation's plan (`run.planned` in the JSON report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChanges {
+    /// Changes the run applies (or, in a dry run, would apply).
+    pub within_cap: usize,
+    /// Changes left for a later run because `max_changes_per_run` was reached.
+    pub over_cap: usize,
 }
 
 impl RunInfo {
@@ -168,6 +181,9 @@ pub struct Summary {
     /// Findings held by an exemption.
     #[serde(default)]
     pub exempt: usize,
+    /// Audited Droplets that carry `remediation.quarantine_tag` (isolated by `quarantine`).
+    #[serde(default)]
+    pub quarantined: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

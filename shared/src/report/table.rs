@@ -92,10 +92,10 @@ fn detail_cell(f: &Finding) -> String {
         detail.push_str(&format!("\n→ plan: {}", printable(p)));
     }
     if let Some(r) = &f.remediation.result {
-        let applied = if f.remediation.applied {
-            "applied"
-        } else {
-            "not applied"
+        let applied = match (f.remediation.applied, &f.remediation.planned) {
+            (true, _) => "applied",
+            (false, Some(_)) => "not applied",
+            (false, None) => "not planned",
         };
         detail.push_str(&format!("\n→ {applied}: {}", printable(r)));
     }
@@ -118,13 +118,14 @@ fn changes_table(report: &Report, width: Option<u16>) -> String {
 fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     format!(
-        "{} Droplets audited: {} pass, {} fail, {} unknown; {} findings; {} changes; {} API requests{}\n",
+        "{} Droplets audited: {} pass, {} fail, {} unknown{}; {} findings; {}; {} API requests{}\n",
         s.droplets,
         s.pass,
         s.fail,
         s.unknown,
+        quarantined_text(s.quarantined),
         report.findings.len(),
-        s.changes,
+        changes_text(report),
         report.run.api_requests,
         match (report.run.complete, report.run.stopped_early) {
             (_, true) => " (stopped early: the rest of the hour's API requests are kept for incident response)".to_string(),
@@ -135,4 +136,29 @@ fn summary_line(report: &Report) -> String {
             },
         }
     )
+}
+
+/// `, 2 quarantined` when some audited Droplets are quarantined.
+fn quarantined_text(n: usize) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} quarantined")
+    }
+}
+
+/// `3 changes`, or for a dry run `dry run: 10 changes planned, 119 over the cap
+/// (max_changes_per_run)`; a real run over the cap says how many it left.
+fn changes_text(report: &Report) -> String {
+    let planned = report.run.planned.unwrap_or_default();
+    let over = if planned.over_cap > 0 {
+        format!(", {} over the cap (max_changes_per_run)", planned.over_cap)
+    } else {
+        String::new()
+    };
+    if report.run.dry_run {
+        format!("dry run: {} changes planned{over}", planned.within_cap)
+    } else {
+        format!("{} changes{over}", report.summary.changes)
+    }
 }

@@ -82,6 +82,9 @@ pub fn policy_from_env() -> Result<Policy, ServiceError> {
             }
         };
     }
+    for warning in policy.warnings() {
+        tracing::warn!(%warning, "policy");
+    }
     Ok(policy)
 }
 

@@ -46,6 +46,9 @@ pub enum ServiceError {
     BadRequest(String),
     #[error(transparent)]
     Html(#[from] crate::report::html::HtmlError),
+    /// The answer could not be encoded as JSON.
+    #[error("encoding the answer: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 impl From<crate::aws::AwsError> for ServiceError {
@@ -68,6 +71,29 @@ impl ServiceError {
                 self,
                 ServiceError::Remediate(RemediateError::Api(_) | RemediateError::Store(_))
             )
+    }
+
+    /// The `errorType` a function reports to Lambda (the Runtime API's error body): whether
+    /// the same invocation may succeed later, then the kind, e.g. `Retryable.Api`,
+    /// `Permanent.BadRequest`, `Permanent.Config`. Lambda's asynchronous retries and a
+    /// dead-letter queue's readers can route on the prefix.
+    pub fn error_type(&self) -> String {
+        let kind = match self {
+            ServiceError::Config(_) => "Config",
+            ServiceError::Policy(_) => "Policy",
+            ServiceError::Api(_) | ServiceError::Remediate(RemediateError::Api(_)) => "Api",
+            ServiceError::Store(_) | ServiceError::Remediate(RemediateError::Store(_)) => "Store",
+            ServiceError::Remediate(_) => "Remediate",
+            ServiceError::BadRequest(_) => "BadRequest",
+            ServiceError::Html(_) => "Html",
+            ServiceError::Encode(_) => "Encode",
+        };
+        let when = if self.is_retryable() {
+            "Retryable"
+        } else {
+            "Permanent"
+        };
+        format!("{when}.{kind}")
     }
 }
 

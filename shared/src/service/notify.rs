@@ -172,6 +172,7 @@ mod tests {
             incomplete: Vec::new(),
             built_on_full_read: None,
             stopped_early: false,
+            planned: None,
         };
         let mut report = Report::new(run, &[1], Vec::new(), Vec::new());
         report.resolved = serde_json::from_value(serde_json::json!([{

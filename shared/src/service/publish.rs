@@ -68,6 +68,7 @@ mod tests {
             incomplete: Vec::new(),
             built_on_full_read: None,
             stopped_early: false,
+            planned: None,
         };
         Report::new(run, &[], vec![], vec![])
     }

@@ -106,7 +106,7 @@ impl Fix for AttachBaseline {
         for f in findings {
             let Some(d) = cx.droplet_of(f) else { continue };
             if cx.policy.management.cidrs.is_empty() {
-                let why = "not planned: management.cidrs is empty, so the baseline firewall would block SSH for everyone";
+                let why = "management.cidrs is empty, so the baseline firewall would block SSH for everyone";
                 out.note(FIREWALL_MISSING, &f.resource.id, None, Some(why.into()));
             } else {
                 to_attach.push(d);

@@ -188,10 +188,7 @@ fn refusal(
         .collect();
     let new_count = fw.rule_count() + edits.iter().map(|e| e.after.len()).sum::<usize>();
     if cx.policy.management.cidrs.is_empty() && fixes.contains(FIREWALL_SSH_OPEN) {
-        Some(
-            "not planned: management.cidrs is empty, so narrowing SSH would cut everyone off"
-                .into(),
-        )
+        Some("management.cidrs is empty, so narrowing SSH would cut everyone off".into())
     } else if !outside_scope.is_empty() {
         Some(format!(
             "not changed: firewall {} also covers Droplets outside this run or exempt: {}",

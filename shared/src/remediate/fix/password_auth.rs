@@ -44,7 +44,7 @@ impl Fix for DisablePasswordAuth {
                 continue;
             };
             if !cx.ssh_key {
-                let why = "not planned: no management key (DROPLETGUARD_SSH_KEY_FILE) to log in with; password login may be the owners' only way in";
+                let why = "no management key (DROPLETGUARD_SSH_KEY_FILE) to log in with; password login may be the owners' only way in";
                 out.note(SSH_PASSWORD_AUTH, &f.resource.id, None, Some(why.into()));
                 continue;
             }

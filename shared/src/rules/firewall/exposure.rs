@@ -44,11 +44,6 @@ impl Admitted<'_> {
             })
             .collect()
     }
-
-    /// What the deny rules removed from the world of `family`: `except …` in details.
-    pub fn denied_from_world(&self, family: Family) -> AddressSet {
-        AddressSet::of(&[family.world()]).difference(&self.set)
-    }
 }
 
 /// The port runs of `within` over which the rules of `protocol` do not change, each with

@@ -192,7 +192,14 @@ fn check_world_open(ctx: &Ctx<'_>, d: &Droplet, rules: &[Rule<'_>]) -> Option<Fi
                 Protocol::Tcp => a.ports.uncovered_by(allowed),
                 _ => vec![a.ports],
             };
-            let families = a.world_families();
+            // What the denies leave only to the management ranges (a quarantined Droplet's)
+            // is not open to the world.
+            let outside = a.set.difference(&ctx.management);
+            let families: Vec<Family> = a
+                .world_families()
+                .into_iter()
+                .filter(|&f| outside.has(f))
+                .collect();
             if !ports.is_empty() && !families.is_empty() {
                 parts.push(world_text(&a, &ports, &families));
             }
@@ -218,14 +225,7 @@ fn check_world_open(ctx: &Ctx<'_>, d: &Droplet, rules: &[Rule<'_>]) -> Option<Fi
 fn world_text(a: &Admitted<'_>, ports: &[PortRange], families: &[Family]) -> String {
     let worlds: Vec<String> = families
         .iter()
-        .map(|&f| {
-            let denied = a.denied_from_world(f);
-            if denied.is_empty() {
-                f.world().to_string()
-            } else {
-                format!("{} except {denied}", f.world())
-            }
-        })
+        .map(|&f| a.set.only(f).to_string())
         .collect();
     let ports: Vec<String> = ports.iter().map(ToString::to_string).collect();
     let (protocol, ports, worlds) = (a.protocol, ports.join(", "), worlds.join(", "));
