@@ -63,7 +63,7 @@ fn prepare(dir: &Path) -> Result<()> {
 
 /// Writes a report's HTML page to `dir/name`, returning the path.
 async fn write_html(client: &Client, report: &Report, dir: &Path, name: &str) -> Result<PathBuf> {
-    let html = shared::report::html::to_html_by_vpc(client, report, &[]).await?;
+    let html = shared::report_page::to_html_by_vpc(client, report, &[]).await?;
     let path = dir.join(name);
     std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -268,7 +268,7 @@ async fn print_report(report: &Report, format: Format, client: &Client) -> Resul
                 Ok(store) => shared::history::trend(&store).await,
                 Err(_) => Vec::new(),
             };
-            shared::report::html::to_html_by_vpc(client, report, &trend).await?
+            shared::report_page::to_html_by_vpc(client, report, &trend).await?
         }
         // Written as it is encoded: a 10,000-Droplet report is megabytes.
         Format::Json => return print_json(report),

@@ -173,7 +173,7 @@ async fn audit_run(
     );
     report.summary.quarantined = crate::evaluate::quarantined(&snapshot, policy, &ids);
     report.exemptions_expiring = crate::exemptions::expiring(&policy.exemptions, now);
-    report.vpc_of = crate::report::html::vpc_labels(&snapshot, &report.findings);
+    report.vpc_of = crate::report_page::vpc_labels(&snapshot, &report.findings);
     drop_aside(snapshot);
     Ok((report, cache_write))
 }

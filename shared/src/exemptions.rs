@@ -6,112 +6,14 @@
 //! has expired the finding is a `fail` again and its detail says which exemption expired.
 //! Applied after evaluation, as a post-pass over the findings (pure, with the time given).
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use serde::{Deserialize, Serialize};
-use toml::value::{Datetime, Offset};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::digitalocean::{Droplet, Firewall};
-use crate::report::{Finding, ResourceType, Status};
+pub use crate::policy::Exemption;
+use crate::report::{ExpiringExemption, Finding, ResourceType, Status};
 
 /// How far ahead an exemption's expiry is announced in reports and notifications.
 pub const EXPIRY_NOTICE_DAYS: i64 = 7;
-
-/// One `[[exemptions]]` entry, as written in the policy (keys are part of the contract).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Exemption {
-    /// Droplet ids or name globs (`*`, `?`, `[...]`, as `glob::Pattern` reads them).
-    #[serde(default)]
-    pub droplets: Vec<String>,
-    /// Droplets carrying any of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Rule ids; empty means every rule.
-    #[serde(default)]
-    pub rules: Vec<String>,
-    pub reason: String,
-    /// A team or an address.
-    pub owner: String,
-    /// A TOML date (valid through that day, UTC) or date-time (a local one is read as UTC).
-    pub expires: Datetime,
-}
-
-/// What an exempted finding carries as `exemption`: `{reason, owner, expires}`, `expires` as
-/// written in the policy (`2027-01-31` or an RFC 3339 date-time).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExemptionRef {
-    pub reason: String,
-    pub owner: String,
-    pub expires: String,
-}
-
-/// An exemption that expires soon, as the report lists it (`exemptions_expiring`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpiringExemption {
-    #[serde(flatten)]
-    pub exemption: ExemptionRef,
-    pub droplets: Vec<String>,
-    pub tags: Vec<String>,
-    pub rules: Vec<String>,
-}
-
-impl Exemption {
-    /// The instant it stops applying: the end of the day (UTC) for a date, else the
-    /// date-time itself. `None` for a time without a date (rejected by the policy parser).
-    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        let d = self.expires.date?;
-        let date = NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())?;
-        let Some(t) = self.expires.time else {
-            return Some(date.succ_opt()?.and_time(NaiveTime::MIN).and_utc());
-        };
-        let time = NaiveTime::from_hms_nano_opt(
-            t.hour.into(),
-            t.minute.into(),
-            t.second.into(),
-            t.nanosecond,
-        )?;
-        let local = date.and_time(time).and_utc();
-        Some(match self.expires.offset {
-            Some(Offset::Custom { minutes }) => local - Duration::minutes(minutes.into()),
-            _ => local,
-        })
-    }
-
-    /// Whether it still holds at `now`.
-    pub fn in_force(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at().is_some_and(|t| now < t)
-    }
-
-    /// Whether it covers `rule` on `droplet` (whatever its expiry).
-    pub fn matches(&self, rule: &str, droplet: &Droplet) -> bool {
-        let rule_ok = self.rules.is_empty() || self.rules.iter().any(|r| r == rule);
-        let id = droplet.id.to_string();
-        let by_droplet = self.droplets.iter().any(|p| {
-            p == &id
-                || glob::Pattern::new(p).is_ok_and(|g| g.matches(&droplet.name) || g.matches(&id))
-        });
-        let by_tag = self.tags.iter().any(|t| droplet.has_tag(t));
-        rule_ok && (by_droplet || by_tag)
-    }
-
-    /// As reports and `dropletguard findings` list it: reference and selectors.
-    pub fn listing(&self) -> ExpiringExemption {
-        ExpiringExemption {
-            exemption: self.reference(),
-            droplets: self.droplets.clone(),
-            tags: self.tags.clone(),
-            rules: self.rules.clone(),
-        }
-    }
-
-    pub fn reference(&self) -> ExemptionRef {
-        ExemptionRef {
-            reason: self.reason.clone(),
-            owner: self.owner.clone(),
-            expires: self.expires.to_string(),
-        }
-    }
-}
 
 /// Applies the exemptions to the findings at `now`: a finding on a Droplet that an exemption in
 /// force covers becomes `exempt` with its `exemption`; one that only expired exemptions cover

@@ -21,26 +21,14 @@ use crate::store::{Store, StoreError};
 
 pub use overview::{overview, OpenFinding, Overview};
 
+pub use crate::report::{Episode, RunSummary, SeverityCounts};
+
 pub const INDEX_KEY: &str = "history/findings.json";
 pub const RUNS_KEY: &str = "history/runs.json";
 /// Resolved episodes kept in the index (oldest dropped first).
 pub const MAX_RESOLVED: usize = 10_000;
 /// Run summaries kept (oldest dropped first): about 83 days of hourly runs.
 pub const MAX_RUNS: usize = 2_000;
-
-/// One stretch of time a finding was open: `first_seen` to `resolved` (RFC 3339 times).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Episode {
-    pub rule: String,
-    pub resource: Resource,
-    pub severity: Severity,
-    /// Its status when last seen (`fail`, `unknown` or `exempt`).
-    pub status: Status,
-    pub first_seen: String,
-    pub last_seen: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved: Option<String>,
-}
 
 /// The findings index: open findings by key, and the latest resolved episodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -49,39 +37,6 @@ pub struct FindingsIndex {
     pub open: BTreeMap<String, Episode>,
     /// Oldest first.
     pub resolved: Vec<Episode>,
-}
-
-/// Open findings by severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeverityCounts {
-    pub critical: usize,
-    pub high: usize,
-    pub medium: usize,
-    pub low: usize,
-}
-
-/// One run, as the trend needs it. `at` is the run's clock (RFC 3339); `full` means the whole
-/// account was audited and the run was complete; `fail` counts `fail` findings by severity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub run_id: String,
-    pub trigger: String,
-    pub at: String,
-    pub full: bool,
-    pub complete: bool,
-    pub droplets: usize,
-    pub fail: SeverityCounts,
-    pub unknown: usize,
-    pub exempt: usize,
-    /// Findings not open before this run.
-    pub new: usize,
-    /// Of those, `fail` findings of severity critical.
-    pub new_critical: usize,
-    /// Findings this run saw resolved.
-    pub resolved: usize,
-    pub changes_applied: usize,
-    pub changes_failed: usize,
-    pub api_requests: u64,
 }
 
 /// What a run looked at: which Droplets (`None`: the whole account) and whether the checks
@@ -180,17 +135,11 @@ pub async fn trend(store: &Store) -> Vec<crate::report::RunPoint> {
 }
 
 fn point(r: &RunSummary) -> crate::report::RunPoint {
-    let n = |v: usize| v as u64;
     crate::report::RunPoint {
         at: r.at.clone(),
-        open: crate::report::html::SeverityCounts {
-            critical: n(r.fail.critical),
-            high: n(r.fail.high),
-            medium: n(r.fail.medium),
-            low: n(r.fail.low),
-        },
-        new: n(r.new),
-        resolved: n(r.resolved),
+        open: r.fail,
+        new: r.new as u64,
+        resolved: r.resolved as u64,
     }
 }
 

@@ -5,7 +5,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::{open_by_age, parse_time, time_to_resolve, FindingsIndex, TimeToResolve};
-use crate::exemptions::{Exemption, ExpiringExemption};
+use crate::policy::Exemption;
+use crate::report::ExpiringExemption;
 use crate::report::{Resource, Severity, Status};
 
 /// An open finding and how long it has been open (`age_seconds`, from `first_seen` to `at`).

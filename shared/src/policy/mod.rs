@@ -17,8 +17,8 @@ pub use ports::PortRange;
 
 use crate::catalog;
 pub use crate::catalog::Mode;
-use crate::exemptions::Exemption;
 use crate::net::Cidr;
+pub use exempt::Exemption;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -418,7 +418,10 @@ fn read_policy_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
-        return Err(format!("not a regular file ({})", file_kind(&meta)));
+        return Err(format!(
+            "not a regular file ({})",
+            crate::text::file_kind(&meta)
+        ));
     }
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
@@ -429,30 +432,6 @@ fn read_policy_file(path: &Path) -> Result<Vec<u8>, String> {
         return Err("larger than 1 MiB; a policy is a few hundred bytes".into());
     }
     Ok(bytes)
-}
-
-/// What a file that is not a regular file is, for the error (`a FIFO`, `a device`,
-/// `a socket`, `a directory`).
-pub(crate) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if meta.is_dir() {
-        "a directory"
-    } else {
-        "not a file"
-    }
 }
 
 /// `FILE:LINE: the policy is not valid UTF-8 (byte 0xE9 at column 10)`, at the first bad byte.

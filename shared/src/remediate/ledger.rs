@@ -11,7 +11,7 @@
 use chrono::Utc;
 use serde_json::Value;
 
-use super::plan::Step;
+use super::step::Step;
 use crate::audit::now_rfc3339;
 use crate::report::{Change, ChangeResource};
 use crate::store::{StateStore, Store, StoreError};

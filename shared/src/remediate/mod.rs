@@ -2,21 +2,24 @@
 //! report what is now true. Every change goes to the ledger in the state store as it happens.
 
 mod apply;
+mod ensure;
 pub mod fix;
 mod ledger;
 pub mod plan;
 mod quarantine;
+pub mod step;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 pub use fix::{baseline_request, Fix, RuleEdit, FIXES};
 pub use ledger::{ledger_entries, Entry, Ledger};
-pub use plan::{plan, Note, Plan, Planner, Step};
+pub use plan::plan;
 pub use quarantine::{
     quarantine, quarantine_request, restore, QuarantineOutcome, QuarantineRecord,
     MAX_ADDRESSES_PER_RULE, METHOD_DENY_TAG, METHOD_DETACH,
 };
+pub use step::{Note, Plan, Planner, Step};
 
 use crate::audit::{check_scope, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
@@ -183,7 +186,7 @@ fn report_over(
         over_cap: plan.steps.len() - within_cap,
     });
     let mut report = Report::new(info, ids, findings, changes);
-    report.vpc_of = crate::report::html::vpc_labels(snapshot, &report.findings);
+    report.vpc_of = crate::report_page::vpc_labels(snapshot, &report.findings);
     report
 }
 

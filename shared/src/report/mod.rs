@@ -14,7 +14,25 @@ pub use sarif::to_sarif;
 pub use table::to_table;
 
 pub use crate::catalog::{Mode, Severity};
-use crate::exemptions::{ExemptionRef, ExpiringExemption};
+
+/// What an exempted finding carries as `exemption`: `{reason, owner, expires}`, `expires` as
+/// written in the policy (`2027-01-31` or an RFC 3339 date-time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExemptionRef {
+    pub reason: String,
+    pub owner: String,
+    pub expires: String,
+}
+
+/// An exemption that expires soon, as the report lists it (`exemptions_expiring`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiringExemption {
+    #[serde(flatten)]
+    pub exemption: ExemptionRef,
+    pub droplets: Vec<String>,
+    pub tags: Vec<String>,
+    pub rules: Vec<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,13 +212,13 @@ pub struct Report {
     pub changes: Vec<Change>,
     /// Findings resolved since the previous full run (from the state store's findings index).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resolved: Vec<crate::history::Episode>,
+    pub resolved: Vec<Episode>,
     /// Exemptions in force that expire within 7 days, soonest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exemptions_expiring: Vec<ExpiringExemption>,
     /// This run as the findings index recorded it (new and resolved counts), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<crate::history::RunSummary>,
+    pub history: Option<RunSummary>,
     /// The VPC of each Droplet with a finding (Droplet id → VPC label), from the run's own
     /// read, for the HTML report's matrix. Not part of the JSON report.
     #[serde(skip)]
@@ -267,4 +285,63 @@ pub fn summarize(droplet_ids: &[u64], findings: &[Finding], changes: usize) -> S
         }
     }
     s
+}
+
+/// One stretch of time a finding was open: `first_seen` to `resolved` (RFC 3339 times).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    pub rule: String,
+    pub resource: Resource,
+    pub severity: Severity,
+    /// Its status when last seen (`fail`, `unknown` or `exempt`).
+    pub status: Status,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+}
+
+/// Open findings by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeverityCounts {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+impl SeverityCounts {
+    /// The counts, worst severity first.
+    pub fn by_severity(&self) -> [(&'static str, u64); 4] {
+        [
+            ("critical", self.critical as u64),
+            ("high", self.high as u64),
+            ("medium", self.medium as u64),
+            ("low", self.low as u64),
+        ]
+    }
+}
+
+/// One run, as the trend needs it. `at` is the run's clock (RFC 3339); `full` means the whole
+/// account was audited and the run was complete; `fail` counts `fail` findings by severity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub trigger: String,
+    pub at: String,
+    pub full: bool,
+    pub complete: bool,
+    pub droplets: usize,
+    pub fail: SeverityCounts,
+    pub unknown: usize,
+    pub exempt: usize,
+    /// Findings not open before this run.
+    pub new: usize,
+    /// Of those, `fail` findings of severity critical.
+    pub new_critical: usize,
+    /// Findings this run saw resolved.
+    pub resolved: usize,
+    pub changes_applied: usize,
+    pub changes_failed: usize,
+    pub api_requests: u64,
 }

@@ -117,7 +117,7 @@ pub fn to_sarif(report: &Report) -> Value {
 
 /// An exempted finding's SARIF `suppressions`: decided outside the code (`external`), accepted,
 /// with the exemption's reason as the justification.
-fn suppressions(e: &crate::exemptions::ExemptionRef) -> Value {
+fn suppressions(e: &crate::report::ExemptionRef) -> Value {
     json!([{
         "kind": "external",
         "status": "accepted",

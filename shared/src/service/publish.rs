@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::report::html::to_html_by_vpc;
 use crate::report::Report;
+use crate::report_page::to_html_by_vpc;
 use crate::store::Store;
 
 use super::{Deps, ServiceError};

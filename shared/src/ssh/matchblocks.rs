@@ -11,7 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::client::Session;
-use super::pwauth::{keyword, sh_quote, sshd_config_includes, Remote, SSHD};
+use super::remote::{sh_quote, Remote, SSHD};
+use super::sshd_config::{keyword, sshd_config_includes};
 
 /// One `Match` block and the methods its connection is offered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,8 @@ pub mod listeners;
 mod matchblocks;
 pub mod owners;
 mod pwauth;
+mod remote;
+mod sshd_config;
 
 pub use client::{connect, probe, probe_many, ExecOutput, ProbeResult, Session, PROBE_SPACING};
 pub use error::{Rollback, SshError};

@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{connect, probe, ExecOutput, Session, PROBE_SPACING};
+use super::client::{connect, probe, Session, PROBE_SPACING};
 use super::error::{Rollback, SshError};
 use super::key::ManagementKey;
 use super::matchblocks::{match_blocks_via, read_config_files, ConnectionDefaults};
+use super::remote::{sh_quote, Remote, SSHD};
+use super::sshd_config::{keyword, SSHDIR};
 
 /// Keys we manage, lower-case as `sshd -T` prints them.
 const KEYS: [&str; 3] = [
@@ -34,9 +36,6 @@ const DROPIN_STEM: &str = "00-dropletguard";
 const BEGIN_MARK: &str = "# BEGIN dropletguard (password logins disabled; managed block)";
 const END_MARK: &str = "# END dropletguard";
 const DISABLED_PREFIX: &str = "#dropletguard-disabled# ";
-/// Where relative `Include` paths are resolved (sshd_config(5)).
-const SSHDIR: &str = "/etc/ssh";
-
 /// What [`disable_password_auth`] did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PasswordAuthFix {
@@ -177,60 +176,6 @@ async fn fix(
 }
 
 // ---------------------------------------------------------------------------
-// Remote command helper
-
-/// Quote `s` for a POSIX shell.
-pub(crate) fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-pub(crate) struct Remote<'a> {
-    session: &'a Session,
-    sudo: bool,
-}
-
-impl<'a> Remote<'a> {
-    pub(crate) fn new(session: &'a Session) -> Self {
-        Remote {
-            session,
-            sudo: session.user() != "root",
-        }
-    }
-
-    /// Run a POSIX shell script as root (via `sudo -n` if needed).
-    pub(crate) async fn sh(&self, script: &str) -> Result<ExecOutput, SshError> {
-        let script = format!(
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; \
-             export PATH; LC_ALL=C; export LC_ALL; {script}"
-        );
-        let cmd = if self.sudo {
-            format!("sudo -n sh -c {}", sh_quote(&script))
-        } else {
-            format!("sh -c {}", sh_quote(&script))
-        };
-        self.session.exec(&cmd).await
-    }
-
-    /// Like `sh` but a non-zero exit is an error with `what` and stderr.
-    pub(crate) async fn sh_ok(&self, what: &str, script: &str) -> Result<String, String> {
-        match self.sh(script).await {
-            Ok(out) if out.status == 0 => Ok(out.stdout),
-            Ok(out) => Err(format!(
-                "{what} exited with {}: {}",
-                out.status,
-                first_lines(&format!("{}{}", out.stderr, out.stdout), 6)
-            )),
-            Err(e) => Err(format!("{what}: {e}")),
-        }
-    }
-}
-
-fn first_lines(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).take(n).collect();
-    lines.join(" | ")
-}
-
-// ---------------------------------------------------------------------------
 // Pure planning logic (unit-tested below)
 
 /// Where and what to write.
@@ -244,57 +189,6 @@ pub(crate) enum Plan {
     },
     /// Replace the main config with `content`.
     MainConfig { content: String },
-}
-
-/// Split a config line into (lower-case keyword, rest). Comments/blank → None.
-pub(crate) fn keyword(line: &str) -> Option<(String, &str)> {
-    let t = line.trim_start();
-    if t.is_empty() || t.starts_with('#') {
-        return None;
-    }
-    let end = t
-        .find(|c: char| c.is_whitespace() || c == '=')
-        .unwrap_or(t.len());
-    let (kw, rest) = t.split_at(end);
-    let rest = rest.trim_start();
-    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
-    Some((kw.to_ascii_lowercase(), rest))
-}
-
-/// The arguments of every `Include` line of the main file, relative ones resolved against
-/// `/etc/ssh` (sshd_config(5)), quotes removed; each may be a glob.
-pub(crate) fn sshd_config_includes(main_text: &str) -> Vec<String> {
-    main_text
-        .lines()
-        .filter_map(keyword)
-        .filter(|(kw, _)| kw == "include")
-        .flat_map(|(_, rest)| {
-            rest.split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .map(|arg| {
-            let arg = arg.trim_matches('"');
-            if arg.starts_with('/') {
-                arg.to_string()
-            } else {
-                format!("{SSHDIR}/{arg}")
-            }
-        })
-        .collect()
-}
-
-/// Minimal `fnmatch` for `*` and `?` (enough for `*.conf`).
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.split_first(), name.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => {
-            glob_match(rest, name) || (!name.is_empty() && glob_match(pattern, &name[1..]))
-        }
-        (Some((b'?', prest)), Some((_, nrest))) => glob_match(prest, nrest),
-        (Some((p, prest)), Some((n, nrest))) if p == n => glob_match(prest, nrest),
-        _ => false,
-    }
 }
 
 /// For one `Include` argument, the directory and the drop-in file name we
@@ -321,7 +215,7 @@ fn dropin_target(arg: &str) -> Option<(String, String)> {
     ];
     candidates
         .into_iter()
-        .find(|c| !is_glob(c) && glob_match(pattern.as_bytes(), c.as_bytes()))
+        .find(|c| !is_glob(c) && glob::Pattern::new(pattern).is_ok_and(|p| p.matches(c)))
         .map(|name| (dir.to_string(), name))
 }
 
@@ -533,8 +427,6 @@ struct Before {
     with_challenge: bool,
     main: String,
 }
-
-pub(crate) const SSHD: &str = "\"$(command -v sshd || echo /usr/sbin/sshd)\"";
 
 impl Fixer<'_> {
     fn not_started(&self, step: &'static str, detail: String) -> SshError {
@@ -1139,12 +1031,18 @@ mod tests {
     }
 
     #[test]
-    fn glob() {
-        assert!(glob_match(b"*.conf", b"00-dropletguard.conf"));
-        assert!(!glob_match(
-            b"*.conf",
-            b"00-dropletguard.conf.dropletguard.bak"
-        ));
-        assert!(glob_match(b"0?-*", b"00-x"));
+    fn the_drop_in_name_matches_the_include_glob() {
+        let target = |arg: &str| dropin_target(arg).map(|(d, n)| format!("{d}/{n}"));
+        assert_eq!(
+            target("sshd_config.d/*.conf").as_deref(),
+            Some("/etc/ssh/sshd_config.d/00-dropletguard.conf")
+        );
+        assert_eq!(
+            target("/etc/ssh/conf.d/0?-*").as_deref(),
+            Some("/etc/ssh/conf.d/00-dropletguard")
+        );
+        // A backup name never matches `*.conf`'s suffix rule; a glob in the directory is refused.
+        assert_eq!(target("/etc/ssh/*/x.conf"), None);
+        assert_eq!(target("/etc/ssh/sshd_config.d/plain.conf"), None);
     }
 }

@@ -89,7 +89,7 @@ impl StateStore for DirStore {
         };
         let meta = f.metadata().await.map_err(|e| self.io(key, e))?;
         if !meta.is_file() {
-            let what = crate::policy::file_kind(&meta);
+            let what = crate::text::file_kind(&meta);
             return Err(self.io(
                 key,
                 std::io::Error::other(format!("not a regular file ({what})")),

@@ -12,9 +12,9 @@ use crate::digitalocean::{
 };
 use crate::net::{AddressSet, Cidr};
 use crate::policy::Policy;
-use crate::remediate::apply::{ensure_firewall, Known};
+use crate::remediate::ensure::{ensure_firewall, find_named, Known};
 use crate::remediate::ledger::Entry;
-use crate::remediate::plan::{Planner, Step};
+use crate::remediate::step::{Planner, Step};
 use crate::remediate::RemediateError;
 use crate::report::{Change, ChangeResource, Finding, ResourceType};
 use crate::rules::firewall::{denying, exposure_text, parse_all, Rule};
@@ -82,14 +82,6 @@ pub fn baseline_request(policy: &Policy) -> FirewallRequest {
         droplet_ids: vec![],
         tags: vec![policy.firewall.baseline_tag.clone()],
     }
-}
-
-/// The firewall named `name`: the oldest when races left several.
-pub fn find_named<'a>(firewalls: &'a [Firewall], name: &str) -> Option<&'a Firewall> {
-    firewalls
-        .iter()
-        .filter(|f| f.name == name)
-        .min_by(|a, b| (a.created_at.as_deref(), &a.id).cmp(&(b.created_at.as_deref(), &b.id)))
 }
 
 impl Fix for AttachBaseline {

@@ -6,7 +6,8 @@ use crate::digitalocean::Protocol::Tcp;
 use crate::evaluate::{evaluate, Scope, Snapshot, SshObservation};
 use crate::net::Cidr;
 use crate::policy::Policy;
-use crate::remediate::plan::{plan, Plan};
+use crate::remediate::plan::plan;
+use crate::remediate::step::Plan;
 use crate::rules::examples::{deny, droplet, firewall, inbound, policy};
 
 struct Example {

@@ -17,11 +17,12 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use attach_baseline::{baseline_request, find_named};
+pub use super::ensure::find_named;
+pub use attach_baseline::baseline_request;
 pub use narrow_rules::RuleEdit;
 
 use super::ledger::Ledger;
-use super::plan::{Planner, Step};
+use super::step::{Planner, Step};
 use super::RemediateError;
 use crate::catalog::Mode;
 use crate::digitalocean::{Client, Droplet, InboundRule};

@@ -16,7 +16,7 @@ use crate::digitalocean::{
 use crate::net::Cidr;
 use crate::policy::PortRange;
 use crate::remediate::ledger::Entry;
-use crate::remediate::plan::{Planner, Step};
+use crate::remediate::step::{Planner, Step};
 use crate::remediate::RemediateError;
 use crate::report::{Change, Finding, ResourceType};
 use crate::rules::{self, FIREWALL_FORBIDDEN_PORT, FIREWALL_SSH_OPEN};

@@ -13,7 +13,7 @@ use super::{params, step, ApplyContext, Fix, PlanContext};
 use crate::digitalocean::{Droplet, Firewall, Protocol};
 use crate::net::AddressSet;
 use crate::remediate::ledger::Entry;
-use crate::remediate::plan::{Planner, Step};
+use crate::remediate::step::{Planner, Step};
 use crate::remediate::RemediateError;
 use crate::report::{Change, Finding, ResourceType};
 use crate::rules::firewall::{denying, parse_all, Rule};

@@ -9,7 +9,7 @@ use crate::digitalocean::{
 };
 use crate::net::{AddressSet, Cidr};
 use crate::policy::{Policy, PortRange};
-use crate::remediate::apply::{ensure_firewall, Known};
+use crate::remediate::ensure::{ensure_firewall, Known};
 use crate::remediate::RemediateError;
 use crate::rules::firewall::{admitted, parse_all, Rule, MAX_RULES};
 
