@@ -160,13 +160,7 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let is_control = path.starts_with("/_sim/");
-    let authorized = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == app.token.as_str());
-
+    let authorized = bearer_is(&req, &app.token);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -192,37 +186,82 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
                 .find(|o| o.matches(&method, &path, &query))
         })
         .flatten();
-    let mut resp = if let Some(o) = overridden {
-        o.response()
-    } else if !authorized {
-        error(
+    let mut resp = match overridden {
+        Some(o) => o.response(),
+        None if !authorized => error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
             "Unable to authenticate you",
-        )
-    } else if is_control {
-        next.run(req).await
-    } else if faults.forbidden_paths.contains(&path) {
-        error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "You are not authorized to perform this operation",
-        )
-    } else if let Some(r) = injected(&app, &faults, n) {
-        r
-    } else {
-        let resp = next.run(req).await;
-        match faults.meta_total.get(&path) {
-            Some(total) if method == "GET" => crate::inject::rewrite_total(resp, *total).await,
-            _ => resp,
-        }
+        ),
+        None if is_control => next.run(req).await,
+        None => faulted_or_served(&app, &faults, n, req, next).await,
     };
     // A write may have changed the Droplets; it is answered only once the listing its
     // change made stale is forgotten.
     if method != "GET" {
         app.listing.forget();
     }
-    // A 429 here is the per-minute burst limit (250): the hourly budget is what it is.
+    rate_limit_headers(&mut resp, remaining, now);
+    if !is_control {
+        let status = resp.status().as_u16();
+        log_request(&app, (method, path, query), status);
+    }
+    resp
+}
+
+/// Keeps an API request in the log `/_sim/requests` serves.
+fn log_request(app: &App, (method, path, query): (String, String, String), status: u16) {
+    let mut st = app.lock();
+    let seq = st.log.len() as u64 + 1;
+    st.log.push(LoggedRequest {
+        seq,
+        method,
+        path,
+        query,
+        status,
+    });
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`.
+fn bearer_is(req: &Request, token: &str) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == token)
+}
+
+/// An authorized API request: a forbidden path's 403, an injected fault (the `n`th request),
+/// or the real answer (with `meta.total` rewritten where the faults say so).
+async fn faulted_or_served(
+    app: &App,
+    faults: &Faults,
+    n: u64,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let is_get = req.method() == axum::http::Method::GET;
+    if faults.forbidden_paths.contains(&path) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not authorized to perform this operation",
+        );
+    }
+    if let Some(r) = injected(app, faults, n) {
+        return r;
+    }
+    let resp = next.run(req).await;
+    match faults.meta_total.get(&path) {
+        Some(total) if is_get => crate::inject::rewrite_total(resp, *total).await,
+        _ => resp,
+    }
+}
+
+/// The `ratelimit-*` headers of every answer. A 429 here is the per-minute burst limit
+/// (250): the hourly budget is what it is.
+fn rate_limit_headers(resp: &mut Response, remaining: u64, now: u64) {
     let h = resp.headers_mut();
     for (k, v) in [
         ("ratelimit-limit", RATE_LIMIT),
@@ -231,19 +270,6 @@ async fn gate(AxState(app): AxState<App>, req: Request, next: Next) -> Response 
     ] {
         h.insert(k, HeaderValue::from(v));
     }
-    let status = resp.status().as_u16();
-    if !is_control {
-        let mut st = app.lock();
-        let seq = st.log.len() as u64 + 1;
-        st.log.push(LoggedRequest {
-            seq,
-            method,
-            path,
-            query,
-            status,
-        });
-    }
-    resp
 }
 
 /// Counts one API request against the hour's budget; the `ratelimit-remaining` to report.

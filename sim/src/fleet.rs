@@ -273,58 +273,90 @@ fn vpc(rng: &mut StdRng, name: &str, region: &str, default: bool, n: usize) -> V
     }
 }
 
-/// Builds the account state for a spec, with its expected findings.
+/// Builds the account state for a spec, with its expected findings. The same spec gives the
+/// same account: every random choice comes from one generator seeded with `spec.seed`, drawn
+/// in a fixed order.
 pub fn generate(spec: &FleetSpec) -> State {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut st = State {
         next_id: 900_000_000,
         ..Default::default()
     };
+    let vpcs = add_vpcs(&mut rng, &mut st);
+    add_good_firewalls(&mut rng, &mut st);
+    let profiles = profiles(&mut rng, spec);
+    let pending_ids = add_droplets(&mut rng, &mut st, spec, &profiles, &vpcs);
+    add_bad_firewalls(&mut rng, &mut st, &pending_ids);
+    for (name, tag, rules) in deny_firewalls() {
+        st.firewalls
+            .push(firewall(&mut rng, name, rules, vec![tag.to_string()]));
+    }
+    add_id_firewalls(&mut rng, &mut st, spec, &profiles);
+    add_ssh_keys(&mut st, spec);
+    for d in st.droplets.values() {
+        st.tags.extend(d.tags.iter().cloned());
+    }
+    for fw in &st.firewalls {
+        st.tags.extend(fw.tags.iter().cloned());
+    }
+    st.expected.sort();
+    st
+}
 
-    // VPCs: a default per region, one per (region, env, tenant), and two shared ones in nyc3.
+/// The VPCs a generated Droplet may be put in, by what it is.
+struct FleetVpcs {
+    default_of_region: std::collections::HashMap<&'static str, String>,
+    of_env_tenant: std::collections::HashMap<(&'static str, &'static str, &'static str), String>,
+    shared_env: String,
+    shared_tenant: String,
+}
+
+/// VPCs: a default per region, one per (region, env, tenant), and two shared ones in nyc3.
+fn add_vpcs(rng: &mut StdRng, st: &mut State) -> FleetVpcs {
     let mut n = 0;
-    let mut default_vpc = std::collections::HashMap::new();
-    let mut env_vpc = std::collections::HashMap::new();
+    let mut default_of_region = std::collections::HashMap::new();
+    let mut of_env_tenant = std::collections::HashMap::new();
     for region in REGIONS {
-        let v = vpc(&mut rng, &format!("default-{region}"), region, true, n);
+        let v = vpc(rng, &format!("default-{region}"), region, true, n);
         n += 1;
-        default_vpc.insert(*region, v.id.clone());
+        default_of_region.insert(*region, v.id.clone());
         st.vpcs.push(v);
         for env in ENVS {
             for tenant in TENANTS {
-                let v = vpc(
-                    &mut rng,
-                    &format!("{env}-{tenant}-{region}"),
-                    region,
-                    false,
-                    n,
-                );
+                let v = vpc(rng, &format!("{env}-{tenant}-{region}"), region, false, n);
                 n += 1;
-                env_vpc.insert((*region, *env, *tenant), v.id.clone());
+                of_env_tenant.insert((*region, *env, *tenant), v.id.clone());
                 st.vpcs.push(v);
             }
         }
     }
-    let shared_env = vpc(&mut rng, "shared-envs-nyc3", "nyc3", false, n);
-    let shared_tenant = vpc(&mut rng, "shared-tenants-nyc3", "nyc3", false, n + 1);
-    let (shared_env_id, shared_tenant_id) = (shared_env.id.clone(), shared_tenant.id.clone());
+    let shared_env = vpc(rng, "shared-envs-nyc3", "nyc3", false, n);
+    let shared_tenant = vpc(rng, "shared-tenants-nyc3", "nyc3", false, n + 1);
+    let ids = (shared_env.id.clone(), shared_tenant.id.clone());
     st.vpcs.push(shared_env);
     st.vpcs.push(shared_tenant);
+    FleetVpcs {
+        default_of_region,
+        of_env_tenant,
+        shared_env: ids.0,
+        shared_tenant: ids.1,
+    }
+}
 
-    // Good firewalls, one per (env, tenant), attached by tag.
+/// Good firewalls, one per (env, tenant), attached by tag.
+fn add_good_firewalls(rng: &mut StdRng, st: &mut State) {
     for env in ENVS {
         for tenant in TENANTS {
-            let fw = firewall(
-                &mut rng,
-                &format!("{env}-{tenant}"),
-                good_rules(),
-                vec![format!("fw:{env}-{tenant}")],
-            );
+            let name = format!("{env}-{tenant}");
+            let fw = firewall(rng, &name, good_rules(), vec![format!("fw:{name}")]);
             st.firewalls.push(fw);
         }
     }
+}
 
-    // Profiles.
+/// What is wrong with each Droplet, in order. A mixed VPC needs at least two members: a lone
+/// one is made clean.
+fn profiles(rng: &mut StdRng, spec: &FleetSpec) -> Vec<Profile> {
     let mut profiles: Vec<Profile> = (0..spec.droplets)
         .map(|i| {
             if spec.every_defect && i < DEFECTS.len() {
@@ -336,100 +368,48 @@ pub fn generate(spec: &FleetSpec) -> State {
             }
         })
         .collect();
-    // A mixed VPC needs at least two members.
     for p in [Profile::MixedEnv, Profile::MixedTenant] {
         let members: Vec<usize> = (0..profiles.len()).filter(|&i| profiles[i] == p).collect();
         if members.len() == 1 {
             profiles[members[0]] = Profile::Clean;
         }
     }
+    profiles
+}
 
-    let mut mixed_env_n = 0usize;
-    let mut mixed_tenant_n = 0usize;
+/// The id of the `i`th generated Droplet.
+fn droplet_id(i: usize) -> u64 {
+    300_000_000 + i as u64 * 7 + 1
+}
+
+/// Where a Droplet sits and what it is: region, env, tenant, role, VPC.
+struct Placement {
+    region: &'static str,
+    env: &'static str,
+    tenant: &'static str,
+    role: &'static str,
+    vpc_uuid: Option<String>,
+}
+
+/// The Droplets, with their expected findings; the ids of those a pending firewall change
+/// names.
+fn add_droplets(
+    rng: &mut StdRng,
+    st: &mut State,
+    spec: &FleetSpec,
+    profiles: &[Profile],
+    vpcs: &FleetVpcs,
+) -> Vec<u64> {
+    let mut mixed = (0usize, 0usize);
     let mut pending_ids = Vec::new();
     for (i, profile) in profiles.iter().copied().enumerate() {
-        let id = 300_000_000 + i as u64 * 7 + 1;
+        let id = droplet_id(i);
         let gpu = spec.gpu_every > 0 && i % spec.gpu_every == spec.gpu_every - 1;
-        let mut region = REGIONS[rng.gen_range(0..REGIONS.len())];
-        let mut env = ENVS[rng.gen_range(0..ENVS.len())];
-        let mut tenant = TENANTS[rng.gen_range(0..TENANTS.len())];
-        let role = ROLES[rng.gen_range(0..ROLES.len())];
-        let mut vpc_uuid = None;
-        match profile {
-            Profile::MixedEnv => {
-                region = "nyc3";
-                tenant = "acme";
-                env = if mixed_env_n.is_multiple_of(2) {
-                    "prod"
-                } else {
-                    "dev"
-                };
-                mixed_env_n += 1;
-                vpc_uuid = Some(shared_env_id.clone());
-            }
-            Profile::MixedTenant => {
-                region = "nyc3";
-                env = "prod";
-                tenant = if mixed_tenant_n.is_multiple_of(2) {
-                    "acme"
-                } else {
-                    "globex"
-                };
-                mixed_tenant_n += 1;
-                vpc_uuid = Some(shared_tenant_id.clone());
-            }
-            Profile::DefaultVpc => vpc_uuid = default_vpc.get(region).cloned(),
-            Profile::NoVpc => {}
-            _ => vpc_uuid = env_vpc.get(&(region, env, tenant)).cloned(),
-        }
-        let mut tags = vec![format!("role:{role}")];
-        // Droplets left in the default network carry no env/tenant tags (forgotten machines),
-        // so that default VPCs never mix environments or tenants.
-        if !matches!(profile, Profile::DefaultVpc | Profile::NoVpc) {
-            tags.push(format!("env:{env}"));
-            tags.push(format!("tenant:{tenant}"));
-        }
-        if profile != Profile::NoFirewall {
-            tags.push(format!("fw:{env}-{tenant}"));
-        }
-        tags.extend(profile.bad_tag().map(str::to_string));
-        tags.extend(profile.deny_tag().map(str::to_string));
+        let place = placement(rng, profile, vpcs, &mut mixed);
         if profile == Profile::PendingChange {
             pending_ids.push(id);
         }
-        let name = format!("{env}-{tenant}-{role}-{i:05}");
-        st.droplets.insert(
-            id,
-            SimDroplet {
-                id,
-                name,
-                status: if i % 13 == 12 {
-                    "off".into()
-                } else {
-                    "active".into()
-                },
-                tags,
-                vpc_uuid,
-                region: region.into(),
-                size_slug: if gpu {
-                    "gpu-h100x1-80gb".into()
-                } else {
-                    "s-1vcpu-2gb".into()
-                },
-                // Loopback addresses: a probe sent to a simulated Droplet by mistake stays on this machine.
-                public_ipv4: format!("127.18.{}.{}", (i / 250) % 256, i % 250 + 1),
-                private_ipv4: format!(
-                    "10.{}.{}.{}",
-                    100 + (i / 62500) % 100,
-                    (i / 250) % 250,
-                    i % 250 + 2
-                ),
-                ipv6: (i % 3 == 0)
-                    .then(|| format!("2001:db8:{:x}::{:x}", i / 65536, i % 65536 + 1)),
-                gpu,
-                created_at: format!("2025-{:02}-{:02}T12:00:00Z", i % 12 + 1, i % 28 + 1),
-            },
-        );
+        st.droplets.insert(id, sim_droplet(i, profile, &place, gpu));
         for rule in profile.expected_rules() {
             st.expected.push(ExpectedFinding {
                 rule: rule.to_string(),
@@ -438,10 +418,106 @@ pub fn generate(spec: &FleetSpec) -> State {
             });
         }
     }
+    pending_ids
+}
 
-    // Bad firewalls, each attached by one tag.
+/// Draws a Droplet's region, env, tenant and role, then bends them to its profile; `mixed`
+/// counts the Droplets of the mixed-environment and mixed-tenant VPCs so far.
+fn placement(
+    rng: &mut StdRng,
+    profile: Profile,
+    vpcs: &FleetVpcs,
+    mixed: &mut (usize, usize),
+) -> Placement {
+    let mut p = Placement {
+        region: REGIONS[rng.gen_range(0..REGIONS.len())],
+        env: ENVS[rng.gen_range(0..ENVS.len())],
+        tenant: TENANTS[rng.gen_range(0..TENANTS.len())],
+        role: ROLES[rng.gen_range(0..ROLES.len())],
+        vpc_uuid: None,
+    };
+    match profile {
+        Profile::MixedEnv => {
+            (p.region, p.tenant) = ("nyc3", "acme");
+            p.env = if mixed.0.is_multiple_of(2) {
+                "prod"
+            } else {
+                "dev"
+            };
+            mixed.0 += 1;
+            p.vpc_uuid = Some(vpcs.shared_env.clone());
+        }
+        Profile::MixedTenant => {
+            (p.region, p.env) = ("nyc3", "prod");
+            p.tenant = if mixed.1.is_multiple_of(2) {
+                "acme"
+            } else {
+                "globex"
+            };
+            mixed.1 += 1;
+            p.vpc_uuid = Some(vpcs.shared_tenant.clone());
+        }
+        Profile::DefaultVpc => p.vpc_uuid = vpcs.default_of_region.get(p.region).cloned(),
+        Profile::NoVpc => {}
+        _ => {
+            p.vpc_uuid = vpcs
+                .of_env_tenant
+                .get(&(p.region, p.env, p.tenant))
+                .cloned()
+        }
+    }
+    p
+}
+
+/// The `i`th Droplet as the simulator holds it.
+fn sim_droplet(i: usize, profile: Profile, p: &Placement, gpu: bool) -> SimDroplet {
+    let (env, tenant) = (p.env, p.tenant);
+    let mut tags = vec![format!("role:{}", p.role)];
+    // Droplets left in the default network carry no env/tenant tags (forgotten machines),
+    // so that default VPCs never mix environments or tenants.
+    if !matches!(profile, Profile::DefaultVpc | Profile::NoVpc) {
+        tags.push(format!("env:{env}"));
+        tags.push(format!("tenant:{tenant}"));
+    }
+    if profile != Profile::NoFirewall {
+        tags.push(format!("fw:{env}-{tenant}"));
+    }
+    tags.extend(profile.bad_tag().map(str::to_string));
+    tags.extend(profile.deny_tag().map(str::to_string));
+    SimDroplet {
+        id: droplet_id(i),
+        name: format!("{env}-{tenant}-{}-{i:05}", p.role),
+        status: if i % 13 == 12 { "off" } else { "active" }.into(),
+        tags,
+        vpc_uuid: p.vpc_uuid.clone(),
+        region: p.region.into(),
+        size_slug: if gpu {
+            "gpu-h100x1-80gb"
+        } else {
+            "s-1vcpu-2gb"
+        }
+        .into(),
+        // Loopback addresses: a probe sent to a simulated Droplet by mistake stays on this machine.
+        public_ipv4: format!("127.18.{}.{}", (i / 250) % 256, i % 250 + 1),
+        private_ipv4: format!(
+            "10.{}.{}.{}",
+            100 + (i / 62500) % 100,
+            (i / 250) % 250,
+            i % 250 + 2
+        ),
+        ipv6: i
+            .is_multiple_of(3)
+            .then(|| format!("2001:db8:{:x}::{:x}", i / 65536, i % 65536 + 1)),
+        gpu,
+        created_at: format!("2025-{:02}-{:02}T12:00:00Z", i % 12 + 1, i % 28 + 1),
+    }
+}
+
+/// The firewalls that make the defects, each attached by one tag (data).
+fn bad_firewalls() -> Vec<(&'static str, &'static str, Vec<InboundRule>)> {
     let range = Targets::addresses(["198.51.100.0/24"]);
-    let bad = [
+    let mgmt = || Targets::addresses([MANAGEMENT_CIDR]);
+    vec![
         (
             "partner-ssh",
             "bad:ssh-range",
@@ -469,24 +545,21 @@ pub fn generate(spec: &FleetSpec) -> State {
         (
             "broken",
             "bad:failed",
-            vec![rule(
-                Protocol::Tcp,
-                "8443",
-                Targets::addresses([MANAGEMENT_CIDR]),
-            )],
+            vec![rule(Protocol::Tcp, "8443", mgmt())],
         ),
         (
             "rolling-out",
             "bad:pending",
-            vec![rule(
-                Protocol::Tcp,
-                "9100",
-                Targets::addresses([MANAGEMENT_CIDR]),
-            )],
+            vec![rule(Protocol::Tcp, "9100", mgmt())],
         ),
-    ];
-    for (name, tag, rules) in bad {
-        let mut fw = firewall(&mut rng, name, rules, vec![tag.to_string()]);
+    ]
+}
+
+/// The defects' firewalls; `broken` failed, `rolling-out` has a change pending for each of
+/// `pending_ids`.
+fn add_bad_firewalls(rng: &mut StdRng, st: &mut State, pending_ids: &[u64]) {
+    for (name, tag, rules) in bad_firewalls() {
+        let mut fw = firewall(rng, name, rules, vec![tag.to_string()]);
         if tag == "bad:failed" {
             fw.status = Some("failed".into());
         }
@@ -503,23 +576,20 @@ pub fn generate(spec: &FleetSpec) -> State {
         }
         st.firewalls.push(fw);
     }
+}
 
-    for (name, tag, rules) in deny_firewalls() {
-        st.firewalls
-            .push(firewall(&mut rng, name, rules, vec![tag.to_string()]));
-    }
-
-    // A legacy firewall holding ten clean Droplets by id: at the platform limit.
+/// Firewalls that hold clean Droplets by id: a legacy one at the platform limit of ten (with
+/// its expected `firewall.limits`), and `spec.extra_firewalls` that change no finding.
+fn add_id_firewalls(rng: &mut StdRng, st: &mut State, spec: &FleetSpec, profiles: &[Profile]) {
     let clean: Vec<u64> = profiles
         .iter()
         .enumerate()
         .filter(|(_, p)| **p == Profile::Clean)
-        .map(|(i, _)| 300_000_000 + i as u64 * 7 + 1)
-        .take(10)
+        .map(|(i, _)| droplet_id(i))
         .collect();
-    if clean.len() == 10 {
-        let mut fw = firewall(&mut rng, "legacy-by-id", good_rules(), vec![]);
-        fw.droplet_ids = clean;
+    if clean.len() >= 10 {
+        let mut fw = firewall(rng, "legacy-by-id", good_rules(), vec![]);
+        fw.droplet_ids = clean[..10].to_vec();
         st.expected.push(ExpectedFinding {
             rule: shared::rules::FIREWALL_LIMITS.into(),
             resource_type: "firewall".into(),
@@ -527,56 +597,39 @@ pub fn generate(spec: &FleetSpec) -> State {
         });
         st.firewalls.push(fw);
     }
-
-    let clean: Vec<u64> = profiles
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| **p == Profile::Clean)
-        .map(|(i, _)| 300_000_000 + i as u64 * 7 + 1)
-        .collect();
-    for (n, ids) in clean
-        .chunks(5)
-        .cycle()
-        .take(spec.extra_firewalls)
-        .enumerate()
-    {
+    let chunks = clean.chunks(5).cycle().take(spec.extra_firewalls);
+    for (n, ids) in chunks.enumerate() {
         let https = vec![rule(Protocol::Tcp, "443", world())];
-        let mut fw = firewall(&mut rng, &format!("service-{n:04}"), https, vec![]);
+        let mut fw = firewall(rng, &format!("service-{n:04}"), https, vec![]);
         fw.droplet_ids = ids.to_vec();
         st.firewalls.push(fw);
     }
+}
 
-    if spec.ssh_keys {
-        st.ssh_keys = vec![
-            SshKey {
-                id: Some(512189),
-                fingerprint: Some("3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa".into()),
-                public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDyy2qhAqJ8Uu7lCGYQ8oA0OxnyJGdRiLIlHTakHLxW2 ops@example.com".into(),
-                name: "ops".into(),
-            },
-            SshKey {
-                id: Some(512190),
-                fingerprint: Some("8f:33:2a:11:0c:45:de:9a:71:5b:33:c0:12:aa:9e:01".into()),
-                public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Ol2KKmnBHzd5TT8HVsmL2nQD7rX0P1Bh8Sbm3rRn ci@example.com".into(),
-                name: "ci".into(),
-            },
-        ];
-    } else {
+/// Two account SSH keys, or none and the expected `ssh.no-account-keys`.
+fn add_ssh_keys(st: &mut State, spec: &FleetSpec) {
+    if !spec.ssh_keys {
         st.expected.push(ExpectedFinding {
             rule: shared::rules::SSH_NO_ACCOUNT_KEYS.into(),
             resource_type: "account".into(),
             resource_id: "account".into(),
         });
+        return;
     }
-
-    for d in st.droplets.values() {
-        st.tags.extend(d.tags.iter().cloned());
-    }
-    for fw in &st.firewalls {
-        st.tags.extend(fw.tags.iter().cloned());
-    }
-    st.expected.sort();
-    st
+    st.ssh_keys = vec![
+        SshKey {
+            id: Some(512189),
+            fingerprint: Some("3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa".into()),
+            public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDyy2qhAqJ8Uu7lCGYQ8oA0OxnyJGdRiLIlHTakHLxW2 ops@example.com".into(),
+            name: "ops".into(),
+        },
+        SshKey {
+            id: Some(512190),
+            fingerprint: Some("8f:33:2a:11:0c:45:de:9a:71:5b:33:c0:12:aa:9e:01".into()),
+            public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Ol2KKmnBHzd5TT8HVsmL2nQD7rX0P1Bh8Sbm3rRn ci@example.com".into(),
+            name: "ci".into(),
+        },
+    ];
 }
 
 /// The demo's small insecure fleet: every kind of defect, a few clean Droplets.

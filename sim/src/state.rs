@@ -34,36 +34,7 @@ impl SimDroplet {
     /// The Droplet as the API renders it, serialised straight from borrowed fields (a page
     /// of 200 renders without building a JSON tree per Droplet).
     pub fn rendered(&self) -> DropletJson<'_> {
-        let (memory, vcpus, disk) = if self.gpu {
-            (245_760, 20, 720)
-        } else {
-            (2048, 1, 50)
-        };
-        let v4 = [
-            NetJson {
-                ip_address: &self.public_ipv4,
-                netmask: NetmaskJson::V4("255.255.240.0"),
-                gateway: "192.0.2.1",
-                kind: "public",
-            },
-            NetJson {
-                ip_address: &self.private_ipv4,
-                netmask: NetmaskJson::V4("255.255.0.0"),
-                gateway: "10.0.0.1",
-                kind: "private",
-            },
-        ];
-        let v6: Vec<NetJson<'_>> = self
-            .ipv6
-            .as_deref()
-            .map(|ip| NetJson {
-                ip_address: ip,
-                netmask: NetmaskJson::V6(64),
-                gateway: "2001:db8::1",
-                kind: "public",
-            })
-            .into_iter()
-            .collect();
+        let (memory, vcpus, disk) = self.dimensions();
         let region = std::slice::from_ref(&self.region);
         let size_slug = std::slice::from_ref(&self.size_slug);
         DropletJson {
@@ -93,20 +64,9 @@ impl SimDroplet {
             snapshot_ids: [],
             image: ImageJson::ubuntu(region),
             volume_ids: [],
-            size: SizeJson {
-                slug: &self.size_slug,
-                memory,
-                vcpus,
-                disk,
-                transfer: 2.0,
-                price_monthly: if self.gpu { 3000.0 } else { 12.0 },
-                price_hourly: if self.gpu { 4.5 } else { 0.01786 },
-                regions: region,
-                available: true,
-                description: if self.gpu { "GPU" } else { "Basic" },
-            },
+            size: self.size(region),
             size_slug: &self.size_slug,
-            networks: NetworksJson { v4, v6 },
+            networks: self.networks(),
             region: RegionJson {
                 name: region_name(&self.region),
                 slug: &self.region,
@@ -125,6 +85,62 @@ impl SimDroplet {
                 },
             }),
         }
+    }
+
+    /// The Droplet's size as the API renders it.
+    fn size<'a>(&'a self, region: &'a [String]) -> SizeJson<'a> {
+        let (memory, vcpus, disk) = self.dimensions();
+        SizeJson {
+            slug: &self.size_slug,
+            memory,
+            vcpus,
+            disk,
+            transfer: 2.0,
+            price_monthly: if self.gpu { 3000.0 } else { 12.0 },
+            price_hourly: if self.gpu { 4.5 } else { 0.01786 },
+            regions: region,
+            available: true,
+            description: if self.gpu { "GPU" } else { "Basic" },
+        }
+    }
+
+    /// Memory (MiB), vCPUs and disk (GiB) of the Droplet's size.
+    fn dimensions(&self) -> (u64, u64, u64) {
+        if self.gpu {
+            (245_760, 20, 720)
+        } else {
+            (2048, 1, 50)
+        }
+    }
+
+    /// The Droplet's addresses: a public and a private IPv4, an IPv6 for every third.
+    fn networks(&self) -> NetworksJson<'_> {
+        let v4 = [
+            NetJson {
+                ip_address: &self.public_ipv4,
+                netmask: NetmaskJson::V4("255.255.240.0"),
+                gateway: "192.0.2.1",
+                kind: "public",
+            },
+            NetJson {
+                ip_address: &self.private_ipv4,
+                netmask: NetmaskJson::V4("255.255.0.0"),
+                gateway: "10.0.0.1",
+                kind: "private",
+            },
+        ];
+        let v6: Vec<NetJson<'_>> = self
+            .ipv6
+            .as_deref()
+            .map(|ip| NetJson {
+                ip_address: ip,
+                netmask: NetmaskJson::V6(64),
+                gateway: "2001:db8::1",
+                kind: "public",
+            })
+            .into_iter()
+            .collect();
+        NetworksJson { v4, v6 }
     }
 }
 

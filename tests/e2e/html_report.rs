@@ -122,7 +122,7 @@ async fn html_report_in_a_real_browser() {
 }
 
 /// Replaces UUIDs and RFC 3339 times (which change every run) with placeholders.
-fn normalize(html: &str) -> String {
+pub(crate) fn normalize(html: &str) -> String {
     let is_uuid = |s: &[u8]| {
         s.len() == 36
             && s.iter().enumerate().all(|(i, c)| match i {

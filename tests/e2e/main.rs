@@ -15,6 +15,7 @@ mod helpers;
 mod history;
 mod hostile_api;
 mod html_report;
+mod output_snapshots;
 mod quarantine;
 mod remediation;
 mod simulator;

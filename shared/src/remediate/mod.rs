@@ -102,27 +102,25 @@ pub async fn remediate(
     );
     if opts.dry_run {
         annotate(&plan, &kept, &mut findings, None);
-        let mut report = report_over(&run, client, &snapshot, &ids, (findings, Vec::new()), &plan);
-        report.summary.quarantined = crate::evaluate::quarantined(&snapshot, policy, &ids);
+        let over = ReportOver::new(&run, policy, client, &snapshot, &ids, &plan);
+        let mut report = over.report(findings, Vec::new());
         report.run.dry_run = true;
         report.exemptions_expiring = expiring(&policy.exemptions, tracker.now());
         return Ok(report);
     }
     let earlier = findings.clone();
     let (run_key, changes) = act(client, policy, store, (&run, &plan), opts.ssh).await?;
-    let before = (snapshot, findings);
+    let changed = !changes.is_empty();
     let (snapshot, mut findings, stopped) = now_true(
-        client,
-        store,
-        policy,
+        (client, store, policy),
         (&opts, &tracker),
-        before,
-        !changes.is_empty(),
+        (snapshot, findings),
+        changed,
     )
     .await?;
     annotate(&plan, &kept, &mut findings, Some(&changes));
-    let mut report = report_over(&run, client, &snapshot, &ids, (findings, changes), &plan);
-    report.summary.quarantined = crate::evaluate::quarantined(&snapshot, policy, &ids);
+    let over = ReportOver::new(&run, policy, client, &snapshot, &ids, &plan);
+    let mut report = over.report(findings, changes);
     if let Some(why) = stopped {
         report.run.stop_early(why);
     }
@@ -168,34 +166,58 @@ async fn read(
     Ok(snapshot)
 }
 
-/// The run's report over `snapshot`: its record, the findings and changes, the plan's cap, and
-/// each Droplet's VPC for the HTML page.
-fn report_over(
-    run: &Run,
-    client: &Client,
-    snapshot: &Snapshot,
-    ids: &[u64],
-    (findings, changes): (Vec<Finding>, Vec<Change>),
-    plan: &Plan,
-) -> Report {
-    let mut info = run.finish_over(client, snapshot);
-    info.cap_reached = plan.cap_reached;
-    let within_cap = plan.applicable().count();
-    info.planned = Some(crate::report::PlannedChanges {
-        within_cap,
-        over_cap: plan.steps.len() - within_cap,
-    });
-    let mut report = Report::new(info, ids, findings, changes);
-    report.vpc_of = crate::report_page::vpc_labels(snapshot, &report.findings);
-    report
+/// What a remediation's report is made over: the run, its policy and client, the account as
+/// read, the Droplets in scope and the plan.
+struct ReportOver<'a> {
+    run: &'a Run,
+    policy: &'a Policy,
+    client: &'a Client,
+    snapshot: &'a Snapshot,
+    ids: &'a [u64],
+    plan: &'a Plan,
+}
+
+impl<'a> ReportOver<'a> {
+    fn new(
+        run: &'a Run,
+        policy: &'a Policy,
+        client: &'a Client,
+        snapshot: &'a Snapshot,
+        ids: &'a [u64],
+        plan: &'a Plan,
+    ) -> Self {
+        ReportOver {
+            run,
+            policy,
+            client,
+            snapshot,
+            ids,
+            plan,
+        }
+    }
+
+    /// The run's report: its record, the findings and changes, the plan's size and cap, the
+    /// quarantined Droplets, and each Droplet's VPC for the HTML page.
+    fn report(&self, findings: Vec<Finding>, changes: Vec<Change>) -> Report {
+        let mut info = self.run.finish_over(self.client, self.snapshot);
+        info.cap_reached = self.plan.cap_reached;
+        let within_cap = self.plan.applicable().count();
+        info.planned = Some(crate::report::PlannedChanges {
+            within_cap,
+            over_cap: self.plan.steps.len() - within_cap,
+        });
+        let mut report = Report::new(info, self.ids, findings, changes);
+        report.summary.quarantined =
+            crate::evaluate::quarantined(self.snapshot, self.policy, self.ids);
+        report.vpc_of = crate::report_page::vpc_labels(self.snapshot, &report.findings);
+        report
+    }
 }
 
 /// What is true after the changes: the account read again when something `changed`. When the
 /// reserve stops that read, what was found `before` the changes, and why.
 async fn now_true(
-    client: &Client,
-    store: &Store,
-    policy: &Policy,
+    (client, store, policy): (&Client, &Store, &Policy),
     (opts, tracker): (&RemediateOptions<'_>, &Tracker),
     before: (Snapshot, Vec<Finding>),
     changed: bool,

@@ -133,6 +133,8 @@ fn ex(rule: &'static str, name: &'static str, fails: bool, snapshot: Snapshot) -
 
 use Protocol::{Icmp, Tcp, Udp};
 
+// A data table: one entry per example, read top to bottom.
+#[allow(clippy::too_many_lines)]
 pub fn all() -> Vec<Example> {
     let mut v = vec![
         // firewall.missing

@@ -3,7 +3,8 @@
 
 pub(crate) mod account;
 mod context;
-pub mod examples;
+#[cfg(test)]
+pub(crate) mod examples;
 pub(crate) mod firewall;
 pub(crate) mod ssh;
 pub(crate) mod vpc;

@@ -360,6 +360,8 @@ mod tests {
     }
 
     #[test]
+    // A data table of bodies and the words their errors must hold.
+    #[allow(clippy::too_many_lines)]
     fn malformed_bodies_name_the_problem() {
         let cases: &[(&str, &str)] = &[
             (

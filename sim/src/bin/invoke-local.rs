@@ -46,28 +46,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Res<()> {
     let args = Args::parse();
-    let (function, event_file, droplets) = (&args.function, &args.event_file, args.droplets);
-    let mode = match args.mode {
-        Mode::Audit => "audit",
-        Mode::Enforce => "enforce",
-    };
-    let body = std::fs::read(event_file).map_err(|e| format!("{event_file}: {e}"))?;
-    let payload: Value = if function == "webhook" {
-        let ts = chrono::Utc::now().timestamp();
-        let id = format!("msg_local_{}", uuid::Uuid::new_v4().simple());
-        let secret = shared::webhook::Secret::parse(SECRET)?;
-        let sig = shared::webhook::sign(&secret, &id, ts, &body);
-        json!({
-            "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
-            "headers": {"webhook-id": id, "webhook-timestamp": ts.to_string(), "webhook-signature": sig, "content-type": "application/json"},
-            "requestContext": {"accountId": "123456789012", "apiId": "local", "domainName": "local.example.com", "domainPrefix": "local",
-                               "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "invoke-local"},
-                               "requestId": "local", "routeKey": "POST /webhook", "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
-            "body": String::from_utf8_lossy(&body), "isBase64Encoded": false
-        })
-    } else {
-        serde_json::from_slice(&body).map_err(|e| format!("{event_file}: not JSON: {e}"))?
-    };
+    let function = &args.function;
+    let payload = payload(function, &args.event_file)?;
     let bin = std::env::current_exe()?
         .parent()
         .ok_or("no bin dir")?
@@ -76,19 +56,17 @@ async fn main() -> Res<()> {
         return Err(format!("{} is missing: cargo build -p {function}", bin.display()).into());
     }
     let token = "invoke-local-token";
-    let s = sim::Sim::start_local(
-        token,
-        sim::fleet::generate(&sim::FleetSpec::new(droplets, 1)),
-    )
-    .await?;
+    let fleet = sim::fleet::generate(&sim::FleetSpec::new(args.droplets, 1));
+    let s = sim::Sim::start_local(token, fleet).await?;
     let emu = Emulator::start(function).await?;
     let temporary = args.state.is_none();
     let state = args.state.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("dropletguard-invoke-local-{}", std::process::id()))
     });
     eprintln!(
-        "simulator {} ({droplets} Droplets), runtime API {}, state {}",
+        "simulator {} ({} Droplets), runtime API {}, state {}",
         s.url(),
+        args.droplets,
         emu.runtime_api(),
         state.display()
     );
@@ -99,7 +77,7 @@ async fn main() -> Res<()> {
         .env("DROPLETGUARD_STATE_DIR", &state)
         .env("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)
         .env("DROPLETGUARD_POLICY_TOML", sim::FLEET_POLICY)
-        .env("DROPLETGUARD_MODE", mode)
+        .env("DROPLETGUARD_MODE", args.mode.as_str())
         // The function's logs go to stderr, so that stdout is the answer alone.
         .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit())
@@ -112,6 +90,44 @@ async fn main() -> Res<()> {
     if temporary {
         let _ = std::fs::remove_dir_all(&state);
     }
+    s.shutdown().await;
+    answer(out)
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Audit => "audit",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// The invocation's payload: the event file as it is, or for `webhook` its body signed and
+/// wrapped in an HTTP API (payload format 2.0) request.
+fn payload(function: &str, event_file: &str) -> Res<Value> {
+    let body = std::fs::read(event_file).map_err(|e| format!("{event_file}: {e}"))?;
+    if function != "webhook" {
+        return Ok(
+            serde_json::from_slice(&body).map_err(|e| format!("{event_file}: not JSON: {e}"))?
+        );
+    }
+    let ts = chrono::Utc::now().timestamp();
+    let id = format!("msg_local_{}", uuid::Uuid::new_v4().simple());
+    let secret = shared::webhook::Secret::parse(SECRET)?;
+    let sig = shared::webhook::sign(&secret, &id, ts, &body);
+    Ok(json!({
+        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+        "headers": {"webhook-id": id, "webhook-timestamp": ts.to_string(), "webhook-signature": sig, "content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "local", "domainName": "local.example.com", "domainPrefix": "local",
+                           "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "invoke-local"},
+                           "requestId": "local", "routeKey": "POST /webhook", "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
+        "body": String::from_utf8_lossy(&body), "isBase64Encoded": false
+    }))
+}
+
+/// Prints the function's answer (or its error) on stdout; an error answer fails the run.
+fn answer(out: Result<Outcome, String>) -> Res<()> {
     match out {
         Ok(Outcome::Response(v)) => println!("{}", serde_json::to_string_pretty(&v)?),
         Ok(Outcome::Error(e)) => {
@@ -120,6 +136,5 @@ async fn main() -> Res<()> {
         }
         Err(e) => return Err(e.into()),
     }
-    s.shutdown().await;
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod attach_baseline;
 #[cfg(test)]
+#[cfg(test)]
 mod examples;
 mod narrow_rules;
 mod password_auth;

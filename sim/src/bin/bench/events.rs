@@ -364,6 +364,19 @@ pub async fn section(
         table.push(costs(bins, policy, &enforce, n).await?);
         eprintln!("event costs at {n} Droplets measured");
     }
+    md.push_str(&cost_table(&table, misses));
+    md.push_str("### The full audit beside the floor\n\n10,000 Droplets and 1,020 firewalls, 50 ms latency, medians of the runs, both clients against one simulator in its own process \
+         (`dropletguard sim --droplets 10000 --extra-firewalls 1000 --latency-ms 50`), so that the bench process's work never slows it; \
+         the first row's audits share one state store that an unmeasured audit filled first, the second's each have a fresh one. `bench --floor-only` prints this table alone.\n\n");
+    md.push_str("| client | requests | wall | peak RSS |\n|---|---:|---:|---:|\n");
+    md.push_str(&floor_rows(bins, policy, runs, misses).await?);
+    md.push_str("\nReproduce: `make bench` (this section is `sim/src/bin/bench/events.rs`).\n\n");
+    Ok(md)
+}
+
+/// The requests per entry point at each size, with the targets at 10,000 and the hourly total.
+fn cost_table(table: &[Vec<Row>], misses: &mut Vec<String>) -> String {
+    let mut md = String::new();
     md.push_str("| entry point | 100 Droplets | 1,000 | 10,000 | target at 10,000 |\n|---|---:|---:|---:|---|\n");
     let targets: [(&str, usize, Option<usize>); 4] = [
         ("`audit --droplet ID`", 6, None),
@@ -402,6 +415,12 @@ pub async fn section(
             cells[0], cells[1], cells[2]
         ));
     }
+    md.push_str(&hourly_total(table, misses));
+    md
+}
+
+/// An hour of the functions at 10,000 Droplets: one scheduled run, twelve polls, 100 webhooks.
+fn hourly_total(table: &[Vec<Row>], misses: &mut Vec<String>) -> String {
     let at = |what: &str| -> usize {
         table[2]
             .iter()
@@ -415,21 +434,15 @@ pub async fn section(
         at("webhook: `droplet.updated`"),
     );
     let hourly = schedule + 12 * poll + 100 * event;
-    md.push_str(&format!(
+    let md = format!(
         "\n**Hourly total at 10,000 Droplets:** an hourly `scheduled-audit` ({schedule}), a 5-minute `actions-poller` that \
          finds one new action each time (12 × {poll}) and 100 one-Droplet webhooks (100 × {event}): **{hourly} requests** of \
          the token's 5,000 (target ≤ 1,500). The 20% reserve keeps 1,000 of them for incident response.\n\n"
-    ));
+    );
     if hourly > 1_500 {
         misses.push(format!(
             "the hourly total at 10,000 Droplets is {hourly} requests (target 1,500)"
         ));
     }
-    md.push_str("### The full audit beside the floor\n\n10,000 Droplets and 1,020 firewalls, 50 ms latency, medians of the runs, both clients against one simulator in its own process \
-         (`dropletguard sim --droplets 10000 --extra-firewalls 1000 --latency-ms 50`), so that the bench process's work never slows it; \
-         the first row's audits share one state store that an unmeasured audit filled first, the second's each have a fresh one. `bench --floor-only` prints this table alone.\n\n");
-    md.push_str("| client | requests | wall | peak RSS |\n|---|---:|---:|---:|\n");
-    md.push_str(&floor_rows(bins, policy, runs, misses).await?);
-    md.push_str("\nReproduce: `make bench` (this section is `sim/src/bin/bench/events.rs`).\n\n");
-    Ok(md)
+    md
 }
