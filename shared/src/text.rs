@@ -43,6 +43,14 @@ pub fn printable_lines(s: &str) -> String {
         .join("\n")
 }
 
+/// `s`'s first `n` characters (all of it when shorter), cut on a character boundary.
+pub fn first_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
 /// What a file that is not a regular file is, for the error (`a FIFO`, `a device`,
 /// `a socket`, `a directory`).
 pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {

@@ -241,20 +241,23 @@ impl AwsClient {
     }
 }
 
-/// Percent-encodes a string for a URL path, keeping `/` when `keep_slash`.
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`) is
+/// percent-encoded, as SigV4's canonical URI wants it.
+pub(crate) const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a string for a URL path (upper-case hex), keeping `/` when `keep_slash`.
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const UNRESERVED_AND_SLASH: &percent_encoding::AsciiSet = &UNRESERVED.remove(b'/');
+    let set = if keep_slash {
+        UNRESERVED_AND_SLASH
+    } else {
+        UNRESERVED
+    };
+    percent_encoding::utf8_percent_encode(s, set).to_string()
 }
 
 #[cfg(test)]

@@ -345,18 +345,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    (h.finish() % 10_000) as f64 / 10_000.0
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -574,7 +562,7 @@ impl Client {
             .saturating_mul(1u32 << (attempt - 1).min(16));
         let capped = exp.min(self.cfg.max_backoff);
         // Full jitter between half and all of the exponential step.
-        capped.mul_f64(0.5 + random_fraction() / 2.0)
+        capped.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0))
     }
 
     /// Sends one request with retries; returns the successful status and body.
@@ -1209,15 +1197,8 @@ impl Client {
     }
 }
 
-/// Percent-encodes a path segment (tags may hold `:`), leaving unreserved characters.
+/// Percent-encodes a path segment (tags may hold `:`), leaving RFC 3986's unreserved
+/// characters (`A-Z a-z 0-9 - _ . ~`) as they are.
 pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, crate::aws::UNRESERVED).to_string()
 }

@@ -99,15 +99,7 @@ fn bounded(r: &crate::report::Resource) -> crate::report::Resource {
     crate::report::Resource {
         kind: r.kind,
         id: r.id.clone(),
-        name: bounded_name(&r.name).to_string(),
-    }
-}
-
-/// `name`'s first [`MAX_NAME_CHARS`] characters.
-fn bounded_name(name: &str) -> &str {
-    match name.char_indices().nth(MAX_NAME_CHARS) {
-        Some((at, _)) => &name[..at],
-        None => name,
+        name: crate::text::first_chars(&r.name, MAX_NAME_CHARS).to_string(),
     }
 }
 
@@ -226,7 +218,7 @@ impl Tracker {
         let now = rfc3339(self.now);
         let (mut new, mut new_critical) = (0, 0);
         for (f, k) in findings.iter().zip(keys) {
-            let name = bounded_name(&f.resource.name);
+            let name = crate::text::first_chars(&f.resource.name, MAX_NAME_CHARS);
             if let Some(e) = self.index.open.get_mut(k) {
                 e.last_seen.clone_from(&now);
                 e.status = f.status;

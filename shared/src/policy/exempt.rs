@@ -89,12 +89,18 @@ impl Exemption {
 
 /// Checks each exemption: reason and owner present, at least one Droplet or tag selector,
 /// valid globs and tags, known rule ids, an expiry with a date.
-pub(super) fn check(exemptions: &[Exemption], text: &str, file: &str) -> Result<(), PolicyError> {
+pub(super) fn check(
+    exemptions: &[Exemption],
+    spans: &super::spans::Spans<'_>,
+    file: &str,
+) -> Result<(), PolicyError> {
     for (n, e) in exemptions.iter().enumerate() {
         if let Err((key, message)) = check_one(e) {
             return Err(PolicyError::Invalid {
                 file: file.to_string(),
-                line: entry_line(text, n, key),
+                line: spans
+                    .key_line(&["exemptions", &n.to_string(), key])
+                    .unwrap_or(1),
                 message: format!("exemptions.{key}: {message}"),
             });
         }
@@ -142,29 +148,4 @@ fn check_one(e: &Exemption) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
-}
-
-/// The 1-based line of `key` in the `n`-th `[[exemptions]]` entry (else the entry's header,
-/// else 1).
-fn entry_line(text: &str, n: usize, key: &str) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(header) = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.trim_start().starts_with("[[exemptions]]"))
-        .nth(n)
-        .map(|(i, _)| i)
-    else {
-        return 1;
-    };
-    lines[header + 1..]
-        .iter()
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .position(|l| {
-            l.trim_start()
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|i| header + 2 + i)
-        .unwrap_or(header + 1)
 }

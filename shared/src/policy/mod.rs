@@ -6,6 +6,7 @@
 mod duration;
 mod exempt;
 mod ports;
+mod spans;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -291,15 +292,16 @@ impl Policy {
     }
 
     fn validate(&self, text: &str, file: &str) -> Result<(), PolicyError> {
-        let invalid = |needle: &str, key: &str, message: String| PolicyError::Invalid {
+        let spans = spans::Spans::new(text);
+        let invalid = |path: &[&str], key: &str, message: String| PolicyError::Invalid {
             file: file.to_string(),
-            line: find_line(text, needle),
+            line: spans.key_line(path).unwrap_or(1),
             message: format!("{key}: {message}"),
         };
         for id in self.rules.keys() {
             if catalog::info(id).is_none() {
                 return Err(invalid(
-                    id,
+                    &["rules", id],
                     &format!("rules.\"{id}\""),
                     format!(
                         "unknown rule id; known rules: {}",
@@ -309,21 +311,25 @@ impl Policy {
             }
         }
         if self.ssh.port == 0 {
-            return Err(invalid("port", "ssh.port", "0 is not a port".into()));
+            return Err(invalid(
+                &["ssh", "port"],
+                "ssh.port",
+                "0 is not a port".into(),
+            ));
         }
         if let Some(u) = self.ssh.probe_users.iter().find(|u| !valid_user(u)) {
             let message = format!("{u:?} is not a user name (no spaces, at most 32 characters)");
-            return Err(invalid("probe_users", "ssh.probe_users", message));
+            return Err(invalid(&["ssh", "probe_users"], "ssh.probe_users", message));
         }
         self.check_values()
             .map_err(|(key, message)| PolicyError::Invalid {
                 file: file.to_string(),
-                line: key_line(text, key)
-                    .or_else(|| key_line(text, counterpart(key)?))
+                line: written_line(&spans, key)
+                    .or_else(|| written_line(&spans, counterpart(key)?))
                     .unwrap_or(1),
                 message: format!("{key}: {message}"),
             })?;
-        exempt::check(&self.exemptions, text, file)
+        exempt::check(&self.exemptions, &spans, file)
     }
 
     /// Values the API or the Droplets would refuse, or that defeat the policy: firewall and
@@ -465,22 +471,10 @@ fn counterpart(key: &str) -> Option<&'static str> {
     }
 }
 
-/// The 1-based line where `section.key` is set (`key =` under `[section]`).
-fn key_line(text: &str, dotted: &str) -> Option<usize> {
-    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let code = line.split('#').next().unwrap_or("").trim();
-        if code.starts_with('[') {
-            current = code
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-        } else if current == section && code.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return Some(i + 1);
-        }
-    }
-    None
+/// The 1-based line where the dotted `section.key` is written, when it is.
+fn written_line(spans: &spans::Spans<'_>, dotted: &str) -> Option<usize> {
+    let path: Vec<&str> = dotted.split('.').collect();
+    spans.exact_line(&path)
 }
 
 /// DigitalOcean's tag name rule.
@@ -494,17 +488,6 @@ pub fn valid_tag(t: &str) -> bool {
         && t.len() <= 255
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
-}
-
-/// 1-based line of the first line mentioning `needle` (as a key or quoted), else 1.
-fn find_line(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let code = l.split('#').next().unwrap_or("");
-            code.contains(&format!("\"{needle}\"")) || code.trim_start().starts_with(needle)
-        })
-        .map(|i| i + 1)
-        .unwrap_or(1)
 }
 
 /// The 1-based line of a byte offset, and the dotted key written there (or above, for a

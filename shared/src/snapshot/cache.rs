@@ -239,15 +239,7 @@ pub struct CachedFirewall {
 }
 
 fn cut(name: &str) -> String {
-    cut_str(name).to_string()
-}
-
-/// `name`'s first [`MAX_NAME_CHARS`] characters.
-fn cut_str(name: &str) -> &str {
-    match name.char_indices().nth(MAX_NAME_CHARS) {
-        Some((at, _)) => &name[..at],
-        None => name,
-    }
+    crate::text::first_chars(name, MAX_NAME_CHARS).to_string()
 }
 
 /// [`CachedAccount`] as [`CachedAccount::encode_of`] writes it: the same fields, borrowed.
@@ -276,8 +268,8 @@ impl<'a> DropletView<'a> {
     fn of(d: &'a Droplet) -> Self {
         DropletView {
             id: d.id,
-            name: cut_str(&d.name),
-            region: cut_str(d.region_slug()),
+            name: crate::text::first_chars(&d.name, MAX_NAME_CHARS),
+            region: crate::text::first_chars(d.region_slug(), MAX_NAME_CHARS),
             vpc_uuid: d.vpc_uuid.as_deref(),
             tags: &d.tags,
         }
@@ -297,7 +289,7 @@ impl<'a> FirewallView<'a> {
     fn of(f: &'a crate::digitalocean::Firewall) -> Self {
         FirewallView {
             id: &f.id,
-            name: cut_str(&f.name),
+            name: crate::text::first_chars(&f.name, MAX_NAME_CHARS),
             tags: &f.tags,
         }
     }

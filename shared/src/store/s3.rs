@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use quick_xml::events::Event;
 use reqwest::Method;
+use serde::Deserialize;
 
 use super::{check_key, StateStore, StoreError};
 use crate::aws::{uri_encode, AwsClient, AwsConfig};
@@ -63,8 +63,7 @@ impl S3Store {
 
     fn fail(&self, key: &str, status: u16, body: &[u8]) -> StoreError {
         let text = String::from_utf8_lossy(body);
-        let code = between(&text, "<Code>", "</Code>").unwrap_or_default();
-        let msg = between(&text, "<Message>", "</Message>").unwrap_or_default();
+        let S3ErrorBody { code, message: msg } = quick_xml::de::from_str(&text).unwrap_or_default();
         StoreError::S3 {
             location: format!("s3://{}/{}{key}", self.bucket, self.prefix),
             message: format!("HTTP {status} {code} {msg}").trim().to_string(),
@@ -93,63 +92,41 @@ impl S3Store {
     }
 }
 
-fn between(text: &str, open: &str, close: &str) -> Option<String> {
-    let start = text.find(open)? + open.len();
-    let end = text[start..].find(close)? + start;
-    Some(text[start..end].to_string())
+/// A ListObjectsV2 answer, as much of it as the store reads (S3 API Reference,
+/// "ListObjectsV2", response elements).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListBucketResult {
+    #[serde(default)]
+    contents: Vec<Contents>,
+    #[serde(default)]
+    is_truncated: bool,
+    next_continuation_token: Option<String>,
 }
 
-/// Keys and the continuation token of a ListObjectsV2 answer.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Contents {
+    key: String,
+}
+
+/// An S3 error answer's `<Error>` body (S3 API Reference, "Error responses").
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct S3ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Keys and the continuation token (when truncated) of a ListObjectsV2 answer.
 fn parse_list(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut keys = Vec::new();
-    let mut token = None;
-    let mut truncated = false;
-    let mut current: Option<String> = None;
-    // Text arrives in pieces, split at entity references (`&amp;`): gather it per element.
-    let mut text = String::new();
-    let mut buf = Vec::new();
-    loop {
-        match reader
-            .read_event_into(&mut buf)
-            .map_err(|e| e.to_string())?
-        {
-            Event::Start(e) => {
-                current = Some(String::from_utf8_lossy(e.name().as_ref()).into_owned());
-                text.clear();
-            }
-            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
-            Event::GeneralRef(r) => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                let resolved = match name.as_ref() {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => r.resolve_char_ref().map_err(|e| e.to_string())?,
-                };
-                match resolved {
-                    Some(c) => text.push(c),
-                    None => return Err(format!("unknown entity &{name};")),
-                }
-            }
-            Event::End(_) => {
-                match current.as_deref() {
-                    Some("Key") => keys.push(std::mem::take(&mut text)),
-                    Some("NextContinuationToken") => token = Some(std::mem::take(&mut text)),
-                    Some("IsTruncated") => truncated = text == "true",
-                    _ => {}
-                }
-                current = None;
-                text.clear();
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    Ok((keys, if truncated { token } else { None }))
+    let text = std::str::from_utf8(xml).map_err(|e| e.to_string())?;
+    let list: ListBucketResult = quick_xml::de::from_str(text).map_err(|e| e.to_string())?;
+    let keys = list.contents.into_iter().map(|c| c.key).collect();
+    let token = list.next_continuation_token.filter(|_| list.is_truncated);
+    Ok((keys, token))
 }
 
 impl S3Store {
@@ -289,6 +266,21 @@ mod tests {
         let (keys, token) = parse_list(xml).expect("parses");
         assert_eq!(keys, vec!["p/a&b.json", "p/cA.json"]);
         assert_eq!(token.as_deref(), Some("tok=="));
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_list_is_an_error_and_an_untruncated_list_has_no_token() {
+        assert!(parse_list(b"<ListBucketResult><Contents>").is_err());
+        let xml = br#"<ListBucketResult><IsTruncated>false</IsTruncated><NextContinuationToken>t</NextContinuationToken></ListBucketResult>"#;
+        assert_eq!(parse_list(xml).expect("parses"), (vec![], None));
+        let err: S3ErrorBody = quick_xml::de::from_str(
+            "<Error><Code>NoSuchKey</Code><Message>The key &amp; more</Message></Error>",
+        )
+        .expect("error body");
+        assert_eq!(
+            (err.code.as_str(), err.message.as_str()),
+            ("NoSuchKey", "The key & more")
+        );
     }
 
     #[test]
