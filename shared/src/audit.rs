@@ -5,11 +5,12 @@ use std::collections::HashSet;
 use chrono::{SecondsFormat, Utc};
 
 use crate::digitalocean::{ApiError, Client};
-use crate::evaluate::{evaluate, Scope, Snapshot};
+use crate::evaluate::evaluate;
 use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
 use crate::report::{Report, RunInfo};
 use crate::snapshot::CacheWrite;
+use crate::snapshot::{Scope, Snapshot};
 use crate::ssh_audit::{observe, SshAccess};
 use crate::store::Store;
 

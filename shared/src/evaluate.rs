@@ -6,7 +6,7 @@ use crate::digitalocean::Droplet;
 use crate::policy::Policy;
 use crate::report::{Finding, ResourceType};
 use crate::rules::{self, account, firewall, ssh, vpc, Ctx};
-pub use crate::snapshot::{Scope, Snapshot, SshObservation};
+use crate::snapshot::{Scope, Snapshot};
 
 /// Evaluates the policy over the Droplets in scope. Findings are sorted by resource, then rule.
 /// From [`PARALLEL_FROM`] Droplets on, the per-Droplet checks run on as many threads as the

@@ -47,5 +47,6 @@ pub mod store;
 pub mod text;
 pub mod webhook;
 
-pub use evaluate::{evaluate, Scope, Snapshot};
+pub use evaluate::evaluate;
 pub use policy::Policy;
+pub use snapshot::{Scope, Snapshot};

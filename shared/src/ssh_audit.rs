@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
-use crate::evaluate::{Scope, Snapshot, SshObservation};
 use crate::policy::Policy;
+use crate::snapshot::{Scope, Snapshot, SshObservation};
 use crate::ssh::{self, listeners, owners, ManagementKey, SshError};
 
 /// How dropletguard reaches Droplets over SSH.

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use shared::evaluate::{evaluate, Scope, Snapshot, SshObservation};
+use shared::evaluate::evaluate;
 use shared::policy::Policy;
 use shared::report::Finding;
+use shared::snapshot::{Scope, Snapshot, SshObservation};
 use shared::ssh::listeners::{parse_any, Listener};
 use shared::ssh::owners;
 

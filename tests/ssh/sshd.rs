@@ -15,20 +15,28 @@ fn password_on() -> Opts {
     }
 }
 
+/// The throwaway sshd `s` as the fix's target, its management user `user`.
+fn target<'a>(
+    s: &'a TestSshd,
+    user: &'a str,
+    probe_users: &'a [String],
+) -> shared::ssh::PasswordAuthTarget<'a> {
+    shared::ssh::PasswordAuthTarget {
+        addr: s.addr,
+        user,
+        key: &s.key,
+        sshd_config: s.config_str(),
+        port: s.port,
+        timeout: T,
+        probe_users,
+    }
+}
+
 async fn fix(s: &TestSshd) -> Result<shared::ssh::PasswordAuthFix, SshError> {
     let session = shared::ssh::connect(s.addr, "root", &s.key, T)
         .await
         .expect("management login");
-    let r = shared::ssh::disable_password_auth(
-        &session,
-        s.addr,
-        "root",
-        &s.key,
-        s.config_str(),
-        s.port,
-        T,
-    )
-    .await;
+    let r = shared::ssh::disable_password_auth(&session, &target(s, "root", &[])).await;
     session.close().await;
     r
 }
@@ -40,17 +48,8 @@ async fn fix_with_fault(
     let session = shared::ssh::connect(s.addr, "root", &s.key, T)
         .await
         .expect("management login");
-    let r = shared::ssh::disable_password_auth_with_fault(
-        &session,
-        s.addr,
-        "root",
-        &s.key,
-        s.config_str(),
-        s.port,
-        T,
-        fault,
-    )
-    .await;
+    let r = shared::ssh::disable_password_auth_with_fault(&session, &target(s, "root", &[]), fault)
+        .await;
     session.close().await;
     r
 }
@@ -532,17 +531,9 @@ async fn non_root_user_with_passwordless_sudo() {
         .expect("login as sudo user");
     let who = session.exec("id -un").await.expect("id");
     assert_eq!(who.stdout.trim(), user);
-    let done = shared::ssh::disable_password_auth(
-        &session,
-        s.addr,
-        &user,
-        &s.key,
-        s.config_str(),
-        s.port,
-        T,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("fix as {user} failed: {e}\n{}", s.log_text()));
+    let done = shared::ssh::disable_password_auth(&session, &target(&s, &user, &[]))
+        .await
+        .unwrap_or_else(|e| panic!("fix as {user} failed: {e}\n{}", s.log_text()));
     session.close().await;
     assert_eq!(done.method, "drop-in");
     let meta = std::fs::metadata(&done.changed_file).expect("drop-in");
@@ -716,18 +707,9 @@ async fn match_blocks_in_a_dropin_are_read_and_turned_off() {
     );
 
     let users = ["root".to_string(), "www-data".to_string()];
-    let done = shared::ssh::disable_password_auth_probing(
-        &session,
-        s.addr,
-        "root",
-        &s.key,
-        s.config_str(),
-        s.port,
-        T,
-        &users,
-    )
-    .await
-    .expect("fixed");
+    let done = shared::ssh::disable_password_auth(&session, &target(&s, "root", &users))
+        .await
+        .expect("fixed");
     session.close().await;
     assert_eq!(done.match_block_files, vec![file.clone()]);
     for (user, addr) in [

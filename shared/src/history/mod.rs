@@ -13,10 +13,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::digitalocean::Droplet;
-use crate::evaluate::Scope;
 use crate::policy::Policy;
 use crate::report::{Finding, Report, Resource, ResourceType, Severity, Status};
 use crate::rules;
+use crate::snapshot::Scope;
 use crate::store::{Store, StoreError};
 
 pub use overview::{overview, OpenFinding, Overview};

@@ -23,12 +23,13 @@ pub use step::{Note, Plan, Planner, Step};
 
 use crate::audit::{check_scope, AuditError, Run};
 use crate::digitalocean::{ApiError, Client};
-use crate::evaluate::{evaluate, Scope, Snapshot};
+use crate::evaluate::evaluate;
 use crate::exemptions::{self, expiring};
 use crate::grace;
 use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
 use crate::report::{Change, Finding, Report};
+use crate::snapshot::{Scope, Snapshot};
 use crate::ssh_audit::{observe, SshAccess};
 use crate::store::{Store, StoreError};
 use fix::ApplyContext;

@@ -7,10 +7,10 @@
 
 use super::fix::{PlanContext, FIXES};
 use super::step::{Plan, Planner};
-use crate::evaluate::{Scope, Snapshot};
 use crate::policy::Policy;
 use crate::report::Finding;
 use crate::rules::{FIREWALL_FORBIDDEN_PORT, FIREWALL_MISSING, FIREWALL_SSH_OPEN};
+use crate::snapshot::{Scope, Snapshot};
 
 /// Builds the plan. `findings` are those of the audit just made over `scope`.
 /// `ssh_key`: whether a management key is configured (password-auth removal needs one).

@@ -9,6 +9,7 @@ pub mod listeners;
 mod matchblocks;
 pub mod owners;
 mod pwauth;
+mod pwauth_plan;
 mod remote;
 mod sshd_config;
 
@@ -16,6 +17,6 @@ pub use client::{connect, probe, probe_many, ExecOutput, ProbeResult, Session, P
 pub use error::{Rollback, SshError};
 pub use key::ManagementKey;
 pub use matchblocks::{read_match_blocks, ConnectionDefaults, MatchBlock};
-pub use pwauth::{disable_password_auth, disable_password_auth_probing, PasswordAuthFix};
+pub use pwauth::{disable_password_auth, PasswordAuthFix, PasswordAuthTarget};
 #[doc(hidden)]
 pub use pwauth::{disable_password_auth_with_fault, Fault};

@@ -56,3 +56,13 @@ fn first_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).take(n).collect();
     lines.join(" | ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
+    }
+}

@@ -3,12 +3,13 @@
 
 use crate::catalog::Mode;
 use crate::digitalocean::Protocol::Tcp;
-use crate::evaluate::{evaluate, Scope, Snapshot, SshObservation};
+use crate::evaluate::evaluate;
 use crate::net::Cidr;
 use crate::policy::Policy;
 use crate::remediate::plan::plan;
 use crate::remediate::step::Plan;
 use crate::rules::examples::{deny, droplet, firewall, inbound, policy};
+use crate::snapshot::{Scope, Snapshot, SshObservation};
 
 struct Example {
     name: &'static str,

@@ -27,9 +27,9 @@ use super::step::{Planner, Step};
 use super::RemediateError;
 use crate::catalog::Mode;
 use crate::digitalocean::{Client, Droplet, InboundRule};
-use crate::evaluate::{Scope, Snapshot};
 use crate::policy::{Policy, PortRange};
 use crate::report::{Change, ChangeResource, Finding, ResourceType, Status};
+use crate::snapshot::{Scope, Snapshot};
 use crate::ssh_audit::SshAccess;
 
 /// One remediation.

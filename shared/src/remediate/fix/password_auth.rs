@@ -134,17 +134,16 @@ async fn disable(
         .await
         .map_err(|e| format!("key login failed, nothing changed (password login may be the owners' only way in): {e}"))?;
     let policy = cx.policy;
-    let fix = crate::ssh::disable_password_auth_probing(
-        &session,
-        target,
-        &access.user,
+    let sshd = crate::ssh::PasswordAuthTarget {
+        addr: target,
+        user: &access.user,
         key,
-        &policy.ssh.sshd_config,
-        policy.ssh.port,
-        access.timeout,
-        &policy.ssh.probe_users,
-    )
-    .await;
+        sshd_config: &policy.ssh.sshd_config,
+        port: policy.ssh.port,
+        timeout: access.timeout,
+        probe_users: &policy.ssh.probe_users,
+    };
+    let fix = crate::ssh::disable_password_auth(&session, &sshd).await;
     session.close().await;
     fix.map_err(|e| e.to_string())
 }

@@ -329,9 +329,10 @@ pub(crate) fn check_limits(ctx: &Ctx<'_>, fw: &Firewall, out: &mut Vec<Finding>)
 #[cfg(test)]
 mod tests {
     use crate::digitalocean::Protocol::Tcp;
-    use crate::evaluate::{evaluate, Scope, Snapshot};
+    use crate::evaluate::evaluate;
     use crate::report::{Finding, Severity, Status};
     use crate::rules::examples::{deny, droplet, firewall, inbound, policy};
+    use crate::snapshot::{Scope, Snapshot};
 
     fn findings(fws: Vec<crate::digitalocean::Firewall>) -> Vec<Finding> {
         let snapshot = Snapshot {
