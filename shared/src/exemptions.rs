@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::digitalocean::{Droplet, Firewall};
 pub use crate::policy::Exemption;
-use crate::report::{ExpiringExemption, Finding, ResourceType, Status};
+use crate::report::{ExpiringExemption, Finding, FindingKey, ResourceType, Status};
 
 /// How far ahead an exemption's expiry is announced in reports and notifications.
 pub const EXPIRY_NOTICE_DAYS: i64 = 7;
@@ -63,7 +63,7 @@ pub fn expiring(exemptions: &[Exemption], now: DateTime<Utc>) -> Vec<ExpiringExe
 /// The firewall-narrowing findings (`firewall.ssh-open`, `firewall.forbidden-port`) that must
 /// not be acted on because a firewall covering their Droplet also covers a Droplet whose
 /// finding of the same rule is exempt: narrowing the shared rule would change the exempted
-/// Droplet too. Returns `(rule, resource id, why)`.
+/// Droplet too. Returns each such finding's key and why.
 pub fn shielded(findings: &[Finding], firewalls: &[Firewall], droplets: &[Droplet]) -> Vec<Held> {
     let droplet = |id: &str| droplets.iter().find(|d| d.id.to_string() == id);
     let exempt: Vec<(&str, &Droplet)> = findings
@@ -87,14 +87,14 @@ pub fn shielded(findings: &[Finding], firewalls: &[Firewall], droplets: &[Drople
                 "firewall {} ({}) also covers Droplet {} ({}), whose {} finding is exempt",
                 fw.name, fw.id, other.name, other.id, f.rule
             );
-            out.push((f.rule.clone(), f.resource.id.clone(), why));
+            out.push((FindingKey::of(f), why));
         }
     }
     out
 }
 
-/// `(rule, resource id, why)` of a finding kept from the planner.
-pub type Held = (String, String, String);
+/// A finding kept from the planner, and why.
+pub type Held = (FindingKey, String);
 
 const NARROWING: [&str; 2] = [
     crate::rules::FIREWALL_SSH_OPEN,
@@ -104,10 +104,8 @@ const NARROWING: [&str; 2] = [
 /// Writes `why` as the result of the [`shielded`] findings.
 pub fn annotate(findings: &mut [Finding], shielded: &[Held]) {
     for f in findings.iter_mut() {
-        if let Some((_, _, why)) = shielded
-            .iter()
-            .find(|(rule, id, _)| *rule == f.rule && *id == f.resource.id)
-        {
+        let key = FindingKey::of(f);
+        if let Some((_, why)) = shielded.iter().find(|(k, _)| *k == key) {
             f.remediation.result = Some(why.clone());
         }
     }
@@ -296,24 +294,21 @@ expires = 2026-11-01T12:00:00+02:00
             at("2026-12-01T00:00:00Z"),
         );
         let kept = shielded(&fs, &firewalls, &droplets);
-        let keys: Vec<(&str, &str)> = kept
-            .iter()
-            .map(|(r, id, _)| (r.as_str(), id.as_str()))
-            .collect();
+        let keys: Vec<String> = kept.iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(
             keys,
-            [("firewall.ssh-open", "2")],
+            ["firewall.ssh-open|droplet|2"],
             "only the Droplet sharing fw-shared, only that rule"
         );
         assert!(
-            kept[0].2.contains("fw-shared") && kept[0].2.contains("legacy-1"),
+            kept[0].1.contains("fw-shared") && kept[0].1.contains("legacy-1"),
             "{}",
-            kept[0].2
+            kept[0].1
         );
         annotate(&mut fs, &kept);
         assert_eq!(
             fs[1].remediation.result.as_deref(),
-            Some(kept[0].2.as_str())
+            Some(kept[0].1.as_str())
         );
     }
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::policy::{Mode, Policy};
-use crate::report::{Finding, Status};
+use crate::report::{Finding, FindingKey, Status};
 
 /// Until when `finding` is held back: `Some(first_seen + grace)` while that is still ahead of
 /// `now`, else `None` (act now). Only `fail` findings of `enforce` rules with a grace period
@@ -28,8 +28,8 @@ pub fn hold(finding: &Finding, policy: &Policy, now: DateTime<Utc>) -> Option<Da
     (until > now).then_some(until)
 }
 
-/// A finding held back: `(rule, resource id, until)`.
-pub type Held = (String, String, DateTime<Utc>);
+/// A finding held back, and until when.
+pub type Held = (FindingKey, DateTime<Utc>);
 
 /// The findings the planner may act on now (every finding except those [`hold`] holds back),
 /// and the held ones with until when.
@@ -42,7 +42,7 @@ pub fn split(
     let mut held = Vec::new();
     for f in findings {
         match hold(f, policy, now) {
-            Some(until) => held.push((f.rule.clone(), f.resource.id.clone(), until)),
+            Some(until) => held.push((FindingKey::of(f), until)),
             None => actionable.push(f.clone()),
         }
     }
@@ -52,10 +52,8 @@ pub fn split(
 /// Marks held findings (matched by rule and resource) as planned "waiting until …".
 pub fn annotate(findings: &mut [Finding], held: &[Held]) {
     for f in findings.iter_mut() {
-        let Some((_, _, until)) = held
-            .iter()
-            .find(|(rule, id, _)| *rule == f.rule && *id == f.resource.id)
-        else {
+        let key = FindingKey::of(f);
+        let Some((_, until)) = held.iter().find(|(k, _)| *k == key) else {
             continue;
         };
         let until = until.to_rfc3339_opts(SecondsFormat::Secs, true);

@@ -70,9 +70,9 @@ impl Coverage {
     }
 }
 
-/// The key of a finding in the index.
+/// The key of a finding in the index ([`crate::report::FindingKey`], `rule|type|id`).
 pub fn key(rule: &str, resource: &Resource) -> String {
-    format!("{rule}|{}|{}", resource.kind.as_str(), resource.id)
+    crate::report::FindingKey::new(rule, resource).to_string()
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

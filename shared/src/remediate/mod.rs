@@ -28,7 +28,7 @@ use crate::exemptions::{self, expiring};
 use crate::grace;
 use crate::history::{Coverage, Tracker};
 use crate::policy::Policy;
-use crate::report::{Change, Finding, Report};
+use crate::report::{Change, Finding, FindingKey, Report};
 use crate::snapshot::{Scope, Snapshot};
 use crate::ssh_audit::{observe, SshAccess};
 use crate::store::{Store, StoreError};
@@ -268,9 +268,8 @@ fn for_the_planner(
     };
     let shielded = exemptions::shielded(findings, &snapshot.firewalls, &snapshot.droplets);
     actionable.retain(|f| {
-        !shielded
-            .iter()
-            .any(|(r, id, _)| *r == f.rule && *id == f.resource.id)
+        let key = FindingKey::of(f);
+        !shielded.iter().any(|(k, _)| *k == key)
     });
     (actionable, (held, shielded))
 }

@@ -8,7 +8,7 @@
 use super::fix::{PlanContext, FIXES};
 use super::step::{Plan, Planner};
 use crate::policy::Policy;
-use crate::report::Finding;
+use crate::report::{Finding, FindingKey};
 use crate::rules::{FIREWALL_FORBIDDEN_PORT, FIREWALL_MISSING, FIREWALL_SSH_OPEN};
 use crate::snapshot::{Scope, Snapshot};
 
@@ -50,6 +50,6 @@ fn note_rest(out: &mut Planner, cx: &PlanContext<'_>, findings: &[Finding]) {
         } else {
             "no automatic fix for this rule; see its help".into()
         };
-        out.note_once(&f.rule, &f.resource.id, result);
+        out.note_once(FindingKey::of(f), result);
     }
 }

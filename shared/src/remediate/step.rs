@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use crate::policy::Policy;
-use crate::report::{ChangeResource, Finding, ResourceType};
+use crate::report::{ChangeResource, Finding, FindingKey, ResourceType};
 
 /// One change the plan makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +36,8 @@ pub struct Note {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub steps: Vec<Step>,
-    /// Keyed by (rule, resource id).
-    pub notes: HashMap<(String, String), Note>,
+    /// Keyed by the finding; the fixes note Droplet findings, the planner any it leaves.
+    pub notes: HashMap<FindingKey, Note>,
     pub cap_reached: bool,
 }
 
@@ -45,7 +45,7 @@ impl Plan {
     /// Writes the plan's notes into the findings' `remediation` fields.
     pub fn annotate(&self, findings: &mut [Finding]) {
         for f in findings {
-            if let Some(n) = self.notes.get(&(f.rule.clone(), f.resource.id.clone())) {
+            if let Some(n) = self.notes.get(&FindingKey::of(f)) {
                 if f.remediation.planned.is_none() {
                     f.remediation.planned = n.planned.clone();
                 }
@@ -99,16 +99,15 @@ impl Planner {
         self.plan.steps.push(step);
     }
 
-    /// Sets the note of the finding `(rule, id)`.
+    /// Sets the note of `rule`'s finding on the Droplet `id`.
     pub fn note(&mut self, rule: &str, id: &str, planned: Option<String>, result: Option<String>) {
-        let key = (rule.to_string(), id.to_string());
+        let key = FindingKey::droplet(rule, id);
         self.plan.notes.insert(key, Note { planned, result });
     }
 
-    /// Sets the note of the finding `(rule, id)` unless it has one: what is left once the fixes
+    /// Sets the note of the finding `key` unless it has one: what is left once the fixes
     /// have planned.
-    pub fn note_once(&mut self, rule: &str, id: &str, result: String) {
-        let key = (rule.to_string(), id.to_string());
+    pub fn note_once(&mut self, key: FindingKey, result: String) {
         self.plan.notes.entry(key).or_insert(Note {
             planned: None,
             result: Some(result),

@@ -2,6 +2,7 @@
 //! SARIF 2.1.0 or a self-contained HTML page.
 
 pub mod html;
+mod key;
 mod sarif;
 mod table;
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use html::{to_html, HtmlContext, RunPoint};
+pub use key::{BadFindingKey, FindingKey};
 pub use sarif::to_sarif;
 pub use table::to_table;
 

@@ -30,7 +30,7 @@ use crate::audit::{now_rfc3339, AuditError, Run};
 use crate::digitalocean::{ApiError, Client, Droplet};
 use crate::policy::{Policy, PolicyError};
 use crate::remediate::{self, RemediateError, RemediateOptions};
-use crate::report::{Report, Severity, Status};
+use crate::report::{FindingKey, Report, Severity, Status};
 use crate::snapshot::cache::SeenBudget;
 use crate::snapshot::Scope;
 use crate::ssh_audit::SshAccess;
@@ -145,24 +145,21 @@ impl std::fmt::Debug for Deps {
     }
 }
 
-fn finding_key(f: &crate::report::Finding) -> String {
-    format!("{}:{}:{}", f.rule, f.resource.kind.as_str(), f.resource.id)
-}
-
 const CRITICAL_KEY: &str = "state/critical-findings.json";
 
 /// After a run: publish its HTML report, remember the critical findings, and notify (with a
 /// link to the report) when something changed or a critical finding is new. A failed
 /// notification is logged, never fatal.
 async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), ServiceError> {
-    let previous: BTreeSet<String> = deps.store.get_json(CRITICAL_KEY).await?.unwrap_or_default();
-    let current: BTreeSet<String> = report
+    let previous: BTreeSet<FindingKey> =
+        deps.store.get_json(CRITICAL_KEY).await?.unwrap_or_default();
+    let current: BTreeSet<FindingKey> = report
         .findings
         .iter()
         .filter(|f| f.status == Status::Fail && f.severity == Severity::Critical)
-        .map(finding_key)
+        .map(FindingKey::of)
         .collect();
-    let new: Vec<&String> = current.difference(&previous).collect();
+    let new: Vec<&FindingKey> = current.difference(&previous).collect();
     let expiring = expiry_news(deps, report).await?;
     let resolved = report.history.as_ref().is_some_and(|h| h.resolved > 0);
     let link = publish_html(deps, report, scope.droplet_ids.is_none()).await?;
@@ -174,15 +171,11 @@ async fn after_run(deps: &Deps, report: &Report, scope: &Scope) -> Result<(), Se
         }
     }
     // Keep what is outside this run's scope; replace what is inside.
-    let in_scope = |key: &String| match &scope.droplet_ids {
+    let in_scope = |key: &FindingKey| match &scope.droplet_ids {
         None => true,
-        Some(ids) => key
-            .split(':')
-            .nth(2)
-            .and_then(|id| id.parse::<u64>().ok())
-            .is_some_and(|id| ids.contains(&id)),
+        Some(ids) => key.droplet_id().is_some_and(|id| ids.contains(&id)),
     };
-    let next: BTreeSet<String> = previous
+    let next: BTreeSet<FindingKey> = previous
         .into_iter()
         .filter(|k| !in_scope(k))
         .chain(current)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::report::Report;
+use crate::report::{FindingKey, Report};
 
 use super::ServiceError;
 
@@ -35,7 +35,7 @@ impl Notifier {
 
     /// The message: what changed, the new critical findings, and a link to the run's HTML
     /// report when there is one.
-    pub fn text(report: &Report, new_critical: &[&String], link: Option<&str>) -> String {
+    pub fn text(report: &Report, new_critical: &[&FindingKey], link: Option<&str>) -> String {
         let s = &report.summary;
         let mut lines = vec![format!(
             "dropletguard {} run {}: {} Droplets audited, {} fail, {} unknown; {} changes applied.",
@@ -63,10 +63,7 @@ impl Notifier {
                 let detail = report
                     .findings
                     .iter()
-                    .find(|f| {
-                        format!("{}:{}:{}", f.rule, f.resource.kind.as_str(), f.resource.id)
-                            == **key
-                    })
+                    .find(|f| FindingKey::of(f) == **key)
                     .map(|f| {
                         format!(
                             "{} on {} {} ({})",
@@ -90,7 +87,7 @@ impl Notifier {
     pub async fn send(
         &self,
         report: &Report,
-        new_critical: &[&String],
+        new_critical: &[&FindingKey],
         link: Option<&str>,
     ) -> Result<(), String> {
         let body = serde_json::json!({ "text": Notifier::text(report, new_critical, link) });

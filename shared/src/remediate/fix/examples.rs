@@ -232,7 +232,7 @@ fn every_fix_plans_as_its_examples_say() {
             ));
         }
         for (rule, id, text) in e.notes {
-            let note = p.notes.get(&(rule.to_string(), id.to_string()));
+            let note = p.notes.get(&crate::report::FindingKey::droplet(rule, id));
             let said = note
                 .map(|n| {
                     format!(
