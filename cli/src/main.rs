@@ -476,6 +476,9 @@ async fn webhook(command: WebhookCommand) -> Result<ExitCode> {
             event_file,
         } => {
             let secret = match secrets.resolve()?.as_slice() {
+                [one] if one.is_public_key() => anyhow::bail!(
+                    "a whpk_ public key verifies v1a signatures and cannot sign; give the whsec_ secret"
+                ),
                 [one] => one.clone(),
                 _ => anyhow::bail!("webhook send signs with one secret; give one"),
             };

@@ -238,3 +238,47 @@ fn no_probe_policy() -> shared::Policy {
     p.ssh.probe = false;
     p
 }
+
+/// `tests/cases/webhook/svix-headers`: a Svix sender's delivery, with Svix's header names in
+/// either letter case, verifies through the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_svix_delivery_verifies_with_svix_header_names() {
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/cases/webhook/svix-headers");
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(
+        &secret,
+        "whsec_ZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4Q=\n",
+    )
+    .expect("write");
+    let body = case.join("body.json");
+    for (id, ts, sig) in [
+        ("svix-id", "svix-timestamp", "svix-signature"),
+        ("Svix-Id", "Svix-Timestamp", "Svix-Signature"),
+    ] {
+        let run_ = run(&[
+            "webhook",
+            "verify",
+            "--secret-file",
+            secret.to_str().expect("utf-8"),
+            "--header",
+            &format!("{id}: msg_field2_05"),
+            "--header",
+            &format!("{ts}: 1764097200"),
+            "--header",
+            &format!("{sig}: v1,Kx/L4kdhtuxp6BzPiTYNdRH3b9hAez/IpSosEXprXqA="),
+            "--body-file",
+            body.to_str().expect("utf-8"),
+            "--now",
+            "1764097200",
+        ])
+        .await;
+        assert_eq!(
+            (run_.code, run_.stdout.trim()),
+            (0, "valid"),
+            "{}",
+            run_.stderr
+        );
+    }
+}

@@ -242,3 +242,80 @@ async fn signed_events_recheck_only_the_droplets_they_touch() {
     let logs = f.stop().await;
     assert_logs_clean(&logs, &[token, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
 }
+
+/// The headers of a delivery: Svix's names for a Svix sender, both spellings, or a `v1a`
+/// (Ed25519) signature with and without its public key configured.
+fn with_headers(mut v: Value, headers: &[(&str, String)]) -> Value {
+    let mut h = serde_json::Map::new();
+    for (k, val) in headers {
+        h.insert(k.to_string(), json!(val));
+    }
+    h.insert("content-type".into(), json!("application/json"));
+    v["headers"] = Value::Object(h);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn svix_senders_and_v1a_signatures_are_accepted_and_conflicts_refused() {
+    let account = Account::start(12, 3).await;
+    let secret = "whsec_ZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4Q=";
+    let env = account.env(&[("DROPLETGUARD_WEBHOOK_SECRETS", secret)]);
+    let f = Function::start(env!("CARGO_BIN_EXE_webhook"), "webhook", &env).await;
+    let id = account
+        .sim
+        .with_state(|s| *s.droplets.keys().next().expect("a Droplet"));
+    let body = format!("{{\"type\": \"droplet.updated\", \"data\": {{\"droplet_id\": {id}}}}}");
+    let base = delivery(
+        "apigw-v2/apigw_v2_proxy_request.json",
+        "x",
+        &body,
+        secret,
+        false,
+    );
+    let ts = now().to_string();
+    let sig = sign(
+        &Secret::parse(secret).expect("secret"),
+        "msg_svix_1",
+        now(),
+        body.as_bytes(),
+    );
+    let svix = [
+        ("Svix-Id", "msg_svix_1".to_string()),
+        ("Svix-Timestamp", ts.clone()),
+        ("Svix-Signature", sig.clone()),
+    ];
+    let (status, report) = status_and_body(&f.ok(&with_headers(base.clone(), &svix)).await);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["summary"]["droplets"], 1);
+    // Both spellings, different ids: refused, and the log says why.
+    let mut both = svix.to_vec();
+    both.push(("webhook-id", "msg_other".to_string()));
+    let (status, _) = status_and_body(&f.ok(&with_headers(base.clone(), &both)).await);
+    assert_eq!(status, 401);
+    assert!(
+        f.logs()
+            .iter()
+            .any(|l| l.contains("webhook-id and svix-id disagree")),
+        "{:?}",
+        f.logs()
+    );
+    // Only v1a and no public key: refused with a reason an operator can act on.
+    let v1a = [
+        ("webhook-id", "msg_v1a".to_string()),
+        ("webhook-timestamp", ts),
+        (
+            "webhook-signature",
+            format!("v1a,{}", "A".repeat(86) + "=="),
+        ),
+    ];
+    let (status, _) = status_and_body(&f.ok(&with_headers(base, &v1a)).await);
+    assert_eq!(status, 401);
+    assert!(
+        f.logs()
+            .iter()
+            .any(|l| l.contains("signed only with v1a (Ed25519), and no public key")),
+        "{:?}",
+        f.logs()
+    );
+    f.stop().await;
+}

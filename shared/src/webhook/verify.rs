@@ -1,4 +1,7 @@
-//! Standard Webhooks v1 signatures: secrets, verification and signing.
+//! Standard Webhooks signatures: `v1` (HMAC-SHA256 with a `whsec_` secret) and `v1a`
+//! (Ed25519, checked against a `whpk_` public key), verification and `v1` signing. The
+//! headers are `webhook-id`, `webhook-timestamp`, `webhook-signature`, or Svix's `svix-*`
+//! names for the same three (Standard Webhooks specification, "Signature scheme").
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,6 +30,20 @@ pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 /// Header carrying the space-separated signatures.
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
+/// Svix's names for the same three headers (Svix signs with the Standard Webhooks scheme).
+const SVIX_NAMES: [(&str, &str); 3] = [
+    (HEADER_ID, "svix-id"),
+    (HEADER_TIMESTAMP, "svix-timestamp"),
+    (HEADER_SIGNATURE, "svix-signature"),
+];
+
+/// Prefix of a Standard Webhooks public key (Ed25519, for `v1a` signatures).
+const PUBLIC_KEY_PREFIX: &str = "whpk_";
+
+/// Length of an Ed25519 public key and of its signatures.
+const ED25519_KEY_LEN: usize = 32;
+const ED25519_SIG_LEN: usize = 64;
+
 /// Prefix of a Standard Webhooks secret.
 const SECRET_PREFIX: &str = "whsec_";
 
@@ -44,13 +61,22 @@ const B64_LENIENT: GeneralPurpose = GeneralPurpose::new(
 // Secrets
 // ---------------------------------------------------------------------------
 
-/// An HMAC key for Standard Webhooks.
+/// A key that verifies Standard Webhooks deliveries: an HMAC secret (`whsec_…`, `v1`
+/// signatures) or an Ed25519 public key (`whpk_…`, `v1a` signatures). Configured lists may hold
+/// both, several of each during a rotation.
 ///
 /// Its `Debug` output never shows the key, and no other trait exposes it.
 #[derive(Clone)]
 pub struct Secret {
+    key: Key,
+}
+
+#[derive(Clone)]
+enum Key {
     /// The HMAC state after absorbing the key: keyed once, cloned per use.
-    keyed: HmacSha256,
+    Hmac(HmacSha256),
+    /// An Ed25519 public key, 32 bytes.
+    Ed25519(Vec<u8>),
 }
 
 impl Secret {
@@ -62,6 +88,9 @@ impl Secret {
     /// prefix or the rest is not base64. The error never quotes the secret.
     pub fn parse(text: &str) -> Result<Self, VerifyError> {
         let text = text.trim();
+        if let Some(encoded) = text.strip_prefix(PUBLIC_KEY_PREFIX) {
+            return Self::public_key(encoded);
+        }
         let encoded = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
         if encoded.is_empty() {
             return Err(VerifyError::BadSecret("secret is empty"));
@@ -84,19 +113,59 @@ impl Secret {
         // handled here, at construction, rather than at each use.
         let keyed = <HmacSha256 as Mac>::new_from_slice(&key)
             .map_err(|_| VerifyError::BadSecret("secret is not a usable HMAC key"))?;
-        Ok(Self { keyed })
+        Ok(Self {
+            key: Key::Hmac(keyed),
+        })
     }
 
-    /// A MAC keyed with this secret, already fed the signed content.
-    fn mac_for(&self, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
-        let mut mac = self.keyed.clone();
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac
+    /// A `whpk_` public key's base64 part: 32 bytes of Ed25519 public key.
+    fn public_key(encoded: &str) -> Result<Self, VerifyError> {
+        let key = B64_LENIENT
+            .decode(encoded)
+            .map_err(|_| VerifyError::BadSecret("public key is not valid base64"))?;
+        if key.len() != ED25519_KEY_LEN {
+            return Err(VerifyError::BadSecret(
+                "public key is not 32 bytes of Ed25519 key",
+            ));
+        }
+        Ok(Self {
+            key: Key::Ed25519(key),
+        })
     }
+
+    /// Whether this is a `whpk_` public key, which verifies `v1a` signatures and signs nothing.
+    pub fn is_public_key(&self) -> bool {
+        matches!(self.key, Key::Ed25519(_))
+    }
+
+    /// Whether this key verifies one of the delivery's signatures over `content`.
+    fn accepts(&self, id: &str, timestamp: &str, body: &[u8], sigs: &Signatures) -> bool {
+        match &self.key {
+            Key::Hmac(keyed) => {
+                let mac = mac_for(keyed, id, timestamp, body);
+                sigs.v1
+                    .iter()
+                    .any(|tag| mac.clone().verify_slice(tag).is_ok())
+            }
+            Key::Ed25519(public) => {
+                let key =
+                    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public);
+                let content = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body].concat();
+                sigs.v1a.iter().any(|sig| key.verify(&content, sig).is_ok())
+            }
+        }
+    }
+}
+
+/// A MAC keyed with `keyed`, already fed the signed content `{id}.{timestamp}.{body}`.
+fn mac_for(keyed: &HmacSha256, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+    let mut mac = keyed.clone();
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
 }
 
 impl fmt::Debug for Secret {
@@ -143,6 +212,19 @@ pub enum VerifyError {
     /// No `v1` signature entry matches any configured secret.
     #[error("no valid signature")]
     NoValidSignature,
+    /// The delivery is signed only with a kind of signature no configured key checks:
+    /// `v1a` (Ed25519) with no `whpk_` public key, or `v1` (HMAC) with no `whsec_` secret.
+    #[error("signed only with {signed}, and no {needs} is configured")]
+    NoKeyForScheme {
+        signed: &'static str,
+        needs: &'static str,
+    },
+    /// The `webhook-*` and `svix-*` spellings of one header disagree.
+    #[error("{webhook} and {svix} disagree")]
+    ConflictingHeaders {
+        webhook: &'static str,
+        svix: &'static str,
+    },
     /// A secret is unusable (reported by [`Secret::parse`]), or none is
     /// configured (reported by [`verify`]).
     #[error("bad secret: {0}")]
@@ -170,75 +252,140 @@ pub struct Verified {
     pub secret_index: usize,
 }
 
-/// Verifies a Standard Webhooks v1 delivery.
+/// The delivery's signatures, by scheme: `v1` HMAC tags and `v1a` Ed25519 signatures.
+#[derive(Default)]
+struct Signatures {
+    v1: Vec<Vec<u8>>,
+    v1a: Vec<Vec<u8>>,
+}
+
+impl Signatures {
+    /// Every entry of every signature header value; entries of another version or that do not
+    /// decode are skipped.
+    fn of(values: &[&str]) -> Self {
+        let mut sigs = Signatures::default();
+        for entry in values.iter().flat_map(|v| v.split_ascii_whitespace()) {
+            let Some((version, encoded)) = entry.split_once(',') else {
+                continue;
+            };
+            let Ok(bytes) = B64_LENIENT.decode(encoded) else {
+                continue;
+            };
+            match version {
+                "v1" if bytes.len() == TAG_LEN => sigs.v1.push(bytes),
+                "v1a" if bytes.len() == ED25519_SIG_LEN => sigs.v1a.push(bytes),
+                _ => {}
+            }
+        }
+        sigs
+    }
+
+    /// Why no configured key could check these: the delivery's only scheme has no key.
+    fn unmatched_scheme(&self, keys: &[Secret]) -> Option<VerifyError> {
+        let has_public = keys.iter().any(Secret::is_public_key);
+        let has_secret = keys.iter().any(|k| !k.is_public_key());
+        if self.v1.is_empty() && !self.v1a.is_empty() && !has_public {
+            return Some(VerifyError::NoKeyForScheme {
+                signed: "v1a (Ed25519)",
+                needs: "public key (whpk_...)",
+            });
+        }
+        if self.v1a.is_empty() && !self.v1.is_empty() && !has_secret {
+            return Some(VerifyError::NoKeyForScheme {
+                signed: "v1 (HMAC-SHA256)",
+                needs: "secret (whsec_...)",
+            });
+        }
+        None
+    }
+}
+
+/// Verifies a Standard Webhooks delivery.
 ///
-/// `headers` are (name, value) pairs; names match case-insensitively and
-/// values are trimmed. For `webhook-id` and `webhook-timestamp` the first
-/// occurrence counts; the entries of every `webhook-signature` occurrence
-/// are considered. `body` must be the raw bytes as received. `now_unix` is
-/// the receiver's clock in unix seconds.
+/// `headers` are (name, value) pairs; names match case-insensitively and values are trimmed.
+/// Each of the three headers may come as `webhook-*` or as Svix's `svix-*`; when both names
+/// are present their values must agree. For the id and the timestamp the first occurrence
+/// counts; the entries of every signature header occurrence are considered. `body` must be
+/// the raw bytes as received. `now_unix` is the receiver's clock in unix seconds.
 ///
-/// Checks, in order: a secret is configured, the three headers are present
-/// and non-blank, the timestamp is decimal and within [`TOLERANCE_SECS`] of
-/// `now_unix` (inclusive), and at least one `v1,<base64>` entry is the
-/// HMAC-SHA256 of `{id}.{timestamp}.{body}` under one of `secrets`
-/// (compared in constant time). Entries with another version or that do not
-/// decode are skipped.
+/// Checks, in order: a key is configured, the three headers are present and non-blank, the
+/// timestamp is decimal and within [`TOLERANCE_SECS`] of `now_unix` (inclusive), and one
+/// entry verifies `{id}.{timestamp}.{body}` under one of `keys`: a `v1,<base64>` HMAC-SHA256
+/// tag under a `whsec_` secret (compared in constant time) or a `v1a,<base64>` Ed25519
+/// signature under a `whpk_` public key. Entries of another version or that do not decode
+/// are skipped.
 pub fn verify(
-    secrets: &[Secret],
+    keys: &[Secret],
     headers: &[(String, String)],
     body: &[u8],
     now_unix: i64,
 ) -> Result<Verified, VerifyError> {
-    if secrets.is_empty() {
+    if keys.is_empty() {
         return Err(VerifyError::BadSecret("no secret configured"));
     }
     let id = required_header(headers, HEADER_ID)?;
     let timestamp_text = required_header(headers, HEADER_TIMESTAMP)?;
-    let signature_values: Vec<&str> = header_values(headers, HEADER_SIGNATURE).collect();
-    if signature_values.is_empty() {
-        return Err(VerifyError::MissingHeader(HEADER_SIGNATURE));
-    }
-    if signature_values.iter().all(|v| v.is_empty()) {
-        return Err(VerifyError::EmptyHeader(HEADER_SIGNATURE));
-    }
-
+    let signature_values = signature_values(headers)?;
     let timestamp = parse_timestamp(timestamp_text)?;
     let skew_secs = now_unix.saturating_sub(timestamp);
     if skew_secs.unsigned_abs() > TOLERANCE_SECS.unsigned_abs() {
         return Err(VerifyError::TimestampOutOfTolerance { skew_secs });
     }
-
-    let tags: Vec<Vec<u8>> = signature_values
-        .iter()
-        .flat_map(|value| value.split_ascii_whitespace())
-        .filter_map(decode_v1_entry)
-        .collect();
-    if tags.is_empty() {
-        return Err(VerifyError::NoValidSignature);
+    let sigs = Signatures::of(&signature_values);
+    if let Some(e) = sigs.unmatched_scheme(keys) {
+        return Err(e);
     }
-
     // The signed content is built from the header text as received, not
     // from the parsed number: "0123" and "123" sign differently.
-    for (secret_index, secret) in secrets.iter().enumerate() {
-        let mac = secret.mac_for(id, timestamp_text, body);
-        if tags.iter().any(|tag| mac.clone().verify_slice(tag).is_ok()) {
-            return Ok(Verified {
-                id: id.to_owned(),
-                timestamp,
-                secret_index,
-            });
-        }
+    keys.iter()
+        .position(|k| k.accepts(id, timestamp_text, body, &sigs))
+        .map(|secret_index| Verified {
+            id: id.to_owned(),
+            timestamp,
+            secret_index,
+        })
+        .ok_or(VerifyError::NoValidSignature)
+}
+
+/// The signature header's values (either spelling), at least one of them non-blank.
+fn signature_values(headers: &[(String, String)]) -> Result<Vec<&str>, VerifyError> {
+    let svix = svix_name(HEADER_SIGNATURE);
+    let standard: Vec<&str> = header_values(headers, HEADER_SIGNATURE).collect();
+    let other: Vec<&str> = header_values(headers, svix).collect();
+    if !standard.is_empty() && !other.is_empty() && standard != other {
+        return Err(VerifyError::ConflictingHeaders {
+            webhook: HEADER_SIGNATURE,
+            svix,
+        });
     }
-    Err(VerifyError::NoValidSignature)
+    let values = if standard.is_empty() { other } else { standard };
+    if values.is_empty() {
+        return Err(VerifyError::MissingHeader(HEADER_SIGNATURE));
+    }
+    if values.iter().all(|v| v.is_empty()) {
+        return Err(VerifyError::EmptyHeader(HEADER_SIGNATURE));
+    }
+    Ok(values)
+}
+
+/// Svix's name for a `webhook-*` header.
+fn svix_name(name: &'static str) -> &'static str {
+    SVIX_NAMES
+        .iter()
+        .find(|(standard, _)| *standard == name)
+        .map_or(name, |(_, svix)| svix)
 }
 
 /// Signs a message for the sender side: returns one `v1,<base64>` entry for
 /// the `webhook-signature` header. To sign with several secrets during a
 /// rotation, join their entries with a space.
+///
+/// A `whpk_` public key signs nothing: the entry is empty (check [`Secret::is_public_key`]).
 pub fn sign(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let tag = secret
-        .mac_for(id, &timestamp.to_string(), body)
+    let Key::Hmac(keyed) = &secret.key else {
+        return String::new();
+    };
+    let tag = mac_for(keyed, id, &timestamp.to_string(), body)
         .finalize()
         .into_bytes();
     format!("v1,{}", STANDARD.encode(tag))
@@ -255,15 +402,23 @@ fn header_values<'a>(
         .map(|(_, v)| v.trim())
 }
 
-/// The first value of header `name`, which must be present and non-blank.
+/// The first value of header `name` (or its `svix-*` spelling), which must be present and
+/// non-blank; the two spellings, when both are present, must agree.
 fn required_header<'a>(
     headers: &'a [(String, String)],
     name: &'static str,
 ) -> Result<&'a str, VerifyError> {
-    match header_values(headers, name).next() {
-        None => Err(VerifyError::MissingHeader(name)),
-        Some("") => Err(VerifyError::EmptyHeader(name)),
-        Some(value) => Ok(value),
+    let svix = svix_name(name);
+    let standard = header_values(headers, name).next();
+    let other = header_values(headers, svix).next();
+    match (standard, other) {
+        (Some(a), Some(b)) if a != b => Err(VerifyError::ConflictingHeaders {
+            webhook: name,
+            svix,
+        }),
+        (None, None) => Err(VerifyError::MissingHeader(name)),
+        (Some(""), _) | (None, Some("")) => Err(VerifyError::EmptyHeader(name)),
+        (Some(value), _) | (None, Some(value)) => Ok(value),
     }
 }
 
@@ -273,17 +428,6 @@ fn parse_timestamp(text: &str) -> Result<i64, VerifyError> {
         return Err(VerifyError::BadTimestamp);
     }
     text.parse().map_err(|_| VerifyError::BadTimestamp)
-}
-
-/// The tag of a `v1,<base64>` entry, or `None` for another version or a
-/// malformed entry.
-fn decode_v1_entry(entry: &str) -> Option<Vec<u8>> {
-    let (version, encoded) = entry.split_once(',')?;
-    if version != "v1" {
-        return None;
-    }
-    let tag = B64_LENIENT.decode(encoded).ok()?;
-    (tag.len() == TAG_LEN).then_some(tag)
 }
 
 #[cfg(test)]
@@ -869,5 +1013,108 @@ mod tests {
     #[test]
     fn max_body_is_256_kib() {
         assert_eq!(MAX_BODY, 262_144);
+    }
+
+    // `tests/cases/webhook/svix-headers`: a delivery signed by a Svix sender.
+    const SVIX_SECRET: &str = "whsec_ZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4Q=";
+    const SVIX_BODY: &[u8] = include_bytes!("../../../tests/cases/webhook/svix-headers/body.json");
+    const SVIX_SIG: &str = "v1,Kx/L4kdhtuxp6BzPiTYNdRH3b9hAez/IpSosEXprXqA=";
+
+    fn named(names: [&str; 3], values: [&str; 3]) -> Vec<(String, String)> {
+        names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn svix_header_names_verify_in_any_case() {
+        let values = ["msg_field2_05", "1764097200", SVIX_SIG];
+        for names in [
+            ["svix-id", "svix-timestamp", "svix-signature"],
+            ["Svix-Id", "Svix-Timestamp", "Svix-Signature"],
+            ["webhook-id", "webhook-timestamp", "webhook-signature"],
+        ] {
+            let v = verify(
+                &[secret(SVIX_SECRET)],
+                &named(names, values),
+                SVIX_BODY,
+                1_764_097_200,
+            )
+            .unwrap_or_else(|e| panic!("{names:?}: {e}"));
+            assert_eq!(v.id, "msg_field2_05");
+        }
+    }
+
+    #[test]
+    fn both_spellings_must_agree() {
+        let mut h = named(
+            ["svix-id", "svix-timestamp", "svix-signature"],
+            ["msg_field2_05", "1764097200", SVIX_SIG],
+        );
+        h.push(("webhook-id".into(), "msg_other".into()));
+        let e = verify(&[secret(SVIX_SECRET)], &h, SVIX_BODY, 1_764_097_200).expect_err("refused");
+        assert_eq!(e.to_string(), "webhook-id and svix-id disagree");
+        // The same value under both names is one delivery.
+        h.pop();
+        h.push(("webhook-id".into(), "msg_field2_05".into()));
+        assert!(verify(&[secret(SVIX_SECRET)], &h, SVIX_BODY, 1_764_097_200).is_ok());
+        h.push(("webhook-signature".into(), "v1,AAAA".into()));
+        let e = verify(&[secret(SVIX_SECRET)], &h, SVIX_BODY, 1_764_097_200).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "webhook-signature and svix-signature disagree"
+        );
+    }
+
+    // A `v1a` delivery made by another implementation (OpenSSL 3.0's `pkeyutl -sign -rawin`
+    // with a fresh Ed25519 key over `msg_v1a_01.1764097200.<body>`), and its public key.
+    const V1A_KEY: &str = "whpk_DjgV2JvgzE6zGRiyauq/a9JDvqzw6LmAlc4B8HDOy9Y=";
+    const V1A_BODY: &[u8] = br#"{"type": "droplet.updated", "data": {"droplet_id": 3}}"#;
+    const V1A_SIG: &str =
+        "v1a,Pp/Obzr0cLPChQdv326+jL7+IzXsHmD5n++vlGDjoIJeasryTqgQkm4Sl9HwNNWWjeJGFzCRvcNER9/zLhDmCw==";
+
+    #[test]
+    fn v1a_signatures_verify_against_a_public_key() {
+        let h = headers("msg_v1a_01", "1764097200", V1A_SIG);
+        let keys = [secret(SPEC_SECRET), secret(V1A_KEY)];
+        let v = verify(&keys, &h, V1A_BODY, 1_764_097_200).expect("valid");
+        assert_eq!(v.secret_index, 1, "the public key matched");
+        // One byte of the body changed, or another id: refused.
+        let mut body = V1A_BODY.to_vec();
+        body[10] ^= 1;
+        assert_eq!(
+            verify(&keys, &h, &body, 1_764_097_200),
+            Err(VerifyError::NoValidSignature)
+        );
+        let other = headers("msg_v1a_02", "1764097200", V1A_SIG);
+        assert!(verify(&keys, &other, V1A_BODY, 1_764_097_200).is_err());
+        // A public key signs nothing.
+        assert!(secret(V1A_KEY).is_public_key());
+        assert_eq!(sign(&secret(V1A_KEY), "msg", 1, b"x"), "");
+    }
+
+    #[test]
+    fn a_scheme_without_its_key_says_so() {
+        let h = headers("msg_v1a_01", "1764097200", V1A_SIG);
+        let e = verify(&[secret(SPEC_SECRET)], &h, V1A_BODY, 1_764_097_200).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "signed only with v1a (Ed25519), and no public key (whpk_...) is configured"
+        );
+        let e = verify(
+            &[secret(V1A_KEY)],
+            &spec_headers(SPEC_SIG),
+            SPEC_BODY,
+            SPEC_TS,
+        )
+        .expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "signed only with v1 (HMAC-SHA256), and no secret (whsec_...) is configured"
+        );
+        assert!(Secret::parse("whpk_AAAA").is_err(), "not 32 bytes");
+        assert!(Secret::parse("whpk_!!").is_err(), "not base64");
     }
 }
