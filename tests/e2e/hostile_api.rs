@@ -337,6 +337,35 @@ async fn case04_huge_total_stops_at_once() {
     sim.shutdown().await;
 }
 
+/// Case 04's kind, just under the cap: a total of 999,999 that the pages do not bear out. The
+/// first short page ends the list: at most one wave of pages past the honest read, and the
+/// report names the list and both counts (it used to send about 3,300 requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_total_the_pages_contradict_costs_at_most_one_more_wave() {
+    // `/v2/droplets` holds two lists (the regular one and `type=gpus`), both told 999,999.
+    for (path, key, lists) in [
+        ("/v2/droplets", "droplets", 2),
+        ("/v2/firewalls", "firewalls", 1),
+    ] {
+        let sim = base_account().await;
+        inject(&sim, vec![], &[(path, 999_999)]);
+        let run = audit(&sim, "json", &[]).await;
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let r = run.json();
+        assert_eq!(r["run"]["complete"], false);
+        let why = incomplete(&r);
+        assert!(
+            why.iter()
+                .any(|w| w.starts_with(&format!("GET {path}")) && w.contains("999999")),
+            "{key}: {why:?}"
+        );
+        let sent = sim.requests().iter().filter(|q| q.path == path).count();
+        // The honest read: one page a list (80 Droplets, a few firewalls), plus one wave of 50.
+        assert!(sent <= lists * (1 + 50), "{key}: {sent} requests");
+        sim.shutdown().await;
+    }
+}
+
 /// Case 04's kind: a list paged only by `next` links that never end is bounded too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case04_endless_next_links_stop_at_the_bound() {

@@ -336,6 +336,12 @@ impl Client {
     /// The pages `pages` (from 2 on), fetched `page_concurrency` at a time and added in
     /// order; returns the last page's `next` link (the list grew while it was read). A page
     /// past `last` (when given and known by the time its turn comes) is not asked for.
+    ///
+    /// A list is believed only as far as its pages bear it out: a page that comes back short
+    /// (fewer than `per_page` items) is the list's last, whatever `meta.total` announced, and
+    /// no page after it is asked for. Those already on their way (at most one wave of
+    /// `page_concurrency`) still arrive; the items read fall short of the total, which
+    /// [`Listed::shortfall`] reports.
     async fn rest_pages<T: DeserializeOwned + Send + 'static>(
         &self,
         url: &Url,
@@ -346,6 +352,11 @@ impl Client {
         ),
         items: &mut Vec<T>,
     ) -> Result<Option<String>, ApiError> {
+        let per_page = u64::from(self.cfg.per_page.max(1));
+        let first_page = *pages.start();
+        let last = last
+            .unwrap_or_else(|| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)));
+        let ends_at = last.clone();
         // Each page is fetched and decoded on a task of its own: decoding 50 pages of 200
         // Droplets is spread over the runtime's threads instead of one.
         let mut rest = stream::iter(pages)
@@ -354,7 +365,7 @@ impl Client {
                 let path = url.path().to_string();
                 let last = last.clone();
                 async move {
-                    if last.is_some_and(|l| p > l.load(std::sync::atomic::Ordering::Relaxed)) {
+                    if p > last.load(std::sync::atomic::Ordering::Relaxed) {
                         return Ok(Page {
                             items: None,
                             next: None,
@@ -372,9 +383,15 @@ impl Client {
             })
             .buffered(self.cfg.page_concurrency.max(1));
         let mut next = None;
+        let mut number = first_page;
         while let Some(p) = rest.try_next().await? {
-            items.extend(p.items.unwrap_or_default());
+            let got = p.items.unwrap_or_default();
+            if (got.len() as u64) < per_page {
+                ends_at.fetch_min(number, std::sync::atomic::Ordering::Relaxed);
+            }
+            items.extend(got);
             next = p.next;
+            number += 1;
         }
         Ok(next)
     }

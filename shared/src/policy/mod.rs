@@ -373,6 +373,23 @@ impl Policy {
                 format!("must be an absolute path, not {v:?}"),
             ));
         }
+        // Strings that name files or processes reach remote shells and `ss` output: a NUL or
+        // another control character would cut or bend them there.
+        let names = std::iter::once(("ssh.sshd_config", &self.ssh.sshd_config)).chain(
+            self.services
+                .allowed_public
+                .iter()
+                .map(|p| ("services.allowed_public", p)),
+        );
+        for (key, value) in names {
+            if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+                let code = u32::from(c);
+                return Err((
+                    key,
+                    format!("{value:?} holds a control character (U+{code:04X}) at byte {at}"),
+                ));
+            }
+        }
         self.check_distinct()
     }
 
@@ -720,6 +737,14 @@ mode = "enforce"
             e.starts_with("p.toml:4: remediation.quarantine_name: must differ"),
             "{e}"
         );
+        let e = err("[ssh]\nport = 22\nsshd_config = \"/etc/ssh/sshd\\u0000config\"\n");
+        assert!(
+            e.starts_with("p.toml:3: ssh.sshd_config: \"/etc/ssh/sshd\\0config\" holds a control character (U+0000) at byte 13"),
+            "{e}"
+        );
+        let e = err("[services]\nallowed_public = [\"sshd\", \"ngi\\tnx\"]\n");
+        assert!(e.starts_with("p.toml:2: services.allowed_public:"), "{e}");
+        assert!(e.contains("control character (U+0009)"), "{e}");
         let e = err("[ssh]\nsshd_config = \"etc/ssh/sshd_config\"\n");
         assert!(
             e.starts_with("p.toml:2: ssh.sshd_config: must be an absolute path"),
