@@ -652,3 +652,114 @@ async fn an_intent_left_by_a_stopped_run_is_reconciled_and_reported() {
     assert!(env.ledger().iter().all(|c| c["result"] != "intended"));
     sim.shutdown().await;
 }
+
+/// Runs that overlap on one state store (the schedule, webhooks, the CLI) never call each
+/// other's changes interrupted: each ledger record says what its own run did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_on_one_store_never_call_a_live_change_interrupted() {
+    for (runs, trials) in [(2usize, 4usize), (3, 4), (8, 2)] {
+        for trial in 0..trials {
+            let sim = start(with_orphans(6)).await;
+            sim.set_faults(Faults {
+                latency_ms: if trial % 2 == 0 { 20 } else { 0 },
+                ..Default::default()
+            });
+            let env = Env::new(ENFORCE);
+            let all = futures::future::join_all(
+                (0..runs).map(|_| env.run(&sim, &["remediate", "--format", "json"])),
+            )
+            .await;
+            for r in &all {
+                assert!(r.code <= 1, "{}{}", r.stdout, r.stderr);
+                let changes = r.json()["changes"].clone();
+                let interrupted: Vec<&Value> = changes
+                    .as_array()
+                    .expect("changes")
+                    .iter()
+                    .filter(|c| {
+                        c["result"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .starts_with("interrupted")
+                    })
+                    .collect();
+                assert!(
+                    interrupted.is_empty(),
+                    "{runs} runs, trial {trial}: {interrupted:?}"
+                );
+            }
+            for record in env.ledger() {
+                let result = record["result"].as_str().unwrap_or_default();
+                assert!(
+                    result != "intended" && !result.starts_with("interrupted"),
+                    "{runs} runs, trial {trial}: {record}"
+                );
+            }
+            assert_eq!(baseline_count(&sim), 1, "one baseline firewall");
+            sim.shutdown().await;
+        }
+    }
+}
+
+/// An intent whose lease still runs is a live run's and is left alone; one whose lease ran
+/// out is called interrupted, and the record says who decided it and when the lease ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_intent_whose_lease_ran_out_is_interrupted() {
+    let sim = start(with_orphans(1)).await;
+    let env = Env::new(ENFORCE);
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut keys = Vec::new();
+    for (run, lease) in [
+        ("live-run", Some(soon.as_str())),
+        ("dead-run", Some("2026-11-30T10:20:00Z")),
+    ] {
+        let change = serde_json::json!({
+            "at": "2026-11-30T10:00:00Z", "resource": {"type": "droplet", "id": "999"},
+            "action": "attach-baseline-firewall", "before": null, "after": null, "result": "intended",
+            "rule": "firewall.missing", "reason": "attach", "trigger": "schedule", "run_id": run
+        });
+        let ledger_key = format!("ledger/2026-11-30/20261130T100000.000Z-{run}-0001.json");
+        let intent_key = format!("intents/{run}-0001.json");
+        let intent = serde_json::json!({"ledger_key": ledger_key, "intent_key": intent_key,
+                                        "change": change, "lease_until": lease});
+        for (key, body) in [(&ledger_key, &change), (&intent_key, &intent)] {
+            let path = env.dir.path().join(key);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(path, body.to_string()).expect("write");
+        }
+        keys.push((ledger_key, intent_key));
+    }
+    let run = env.run(&sim, &["remediate", "--format", "json"]).await;
+    assert!(run.code <= 1, "{}{}", run.stdout, run.stderr);
+    let read = |key: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join(key)).expect("record"))
+            .expect("json")
+    };
+    // The live run's intent and record are untouched.
+    assert_eq!(read(&keys[0].0)["result"], "intended");
+    assert!(
+        env.dir.path().join(&keys[0].1).exists(),
+        "a live intent stays"
+    );
+    // The dead run's is interrupted, saying how that was decided.
+    let dead = read(&keys[1].0);
+    let result = dead["result"].as_str().unwrap_or_default();
+    assert!(result.starts_with("interrupted"), "{result}");
+    assert!(
+        result.contains(
+            "the lease of run dead-run ended at 2026-11-30T10:20:00Z with no result recorded"
+        ),
+        "{result}"
+    );
+    assert!(!env.dir.path().join(&keys[1].1).exists());
+    let reported: Vec<String> = run.json()["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["run_id"].as_str().map(String::from))
+        .filter(|r| r.ends_with("-run"))
+        .collect();
+    assert_eq!(reported, vec!["dead-run".to_string()]);
+    sim.shutdown().await;
+}

@@ -4,11 +4,13 @@
 //! Two phases, so that no change escapes the record: before a change, its record is written
 //! with the result `intended` (and an index entry under `intents/`); after it, the same record
 //! gets its result and the index entry is deleted. A store that cannot take records stops the
-//! run before its first write. A crash between the two leaves the intent, which the next run
-//! reconciles ([`Ledger::reconcile`]): the record's result becomes `interrupted: …`, and the
-//! run reports it.
+//! run before its first write. A crash between the two leaves the intent, which a later run
+//! reconciles ([`Ledger::reconcile`]) once the intent's lease ([`INTENT_LEASE`]) has run out:
+//! the record's result becomes `interrupted: …`, saying who decided it and when the lease
+//! ended, and the run reports it. An intent whose lease still runs belongs to a live run (runs
+//! overlap: the schedule, webhooks, the CLI) and is left alone.
 
-use chrono::Utc;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::step::Step;
@@ -26,12 +28,39 @@ pub struct Ledger<'a> {
     pending: Vec<Intent>,
 }
 
-/// An announced change: the ledger record holding it, and its index entry.
+/// An announced change: the ledger record holding it, its index entry, and until when the run
+/// that announced it is taken to be alive.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Intent {
     ledger_key: String,
     intent_key: String,
     change: Change,
+    /// RFC 3339; absent in intents of earlier versions, whose lease is counted from the
+    /// change's `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_until: Option<String>,
+}
+
+/// How long an announced change may go without its result before another run calls it
+/// interrupted: longer than any one change takes (one API write, or one SSH fix within its
+/// timeouts) and than a Lambda invocation may run (15 minutes).
+pub const INTENT_LEASE: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+impl Intent {
+    /// When the lease ends: `lease_until`, else the change's time plus [`INTENT_LEASE`]; an
+    /// intent whose times do not parse has no lease left.
+    fn lease_end(&self) -> DateTime<Utc> {
+        let parse = |t: &str| DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc());
+        self.lease_until
+            .as_deref()
+            .and_then(parse)
+            .or_else(|| parse(&self.change.at).map(|at| at + lease()))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
+
+fn lease() -> Duration {
+    Duration::from_std(INTENT_LEASE).unwrap_or(Duration::MAX)
 }
 
 /// The result of a change whose run stopped between its intent and its record.
@@ -105,10 +134,12 @@ impl<'a> Ledger<'a> {
         self.seq += 1;
         let mut change = self.change(entry.clone());
         change.result = "intended".into();
+        let lease_until = (Utc::now() + lease()).to_rfc3339_opts(SecondsFormat::Secs, true);
         let intent = Intent {
             ledger_key: self.ledger_key(),
             intent_key: format!("intents/{}-{:04}.json", self.run_id, self.seq),
             change,
+            lease_until: Some(lease_until),
         };
         self.store
             .put_json(&intent.ledger_key, &intent.change)
@@ -129,27 +160,61 @@ impl<'a> Ledger<'a> {
         .await
     }
 
-    /// Completes every intent a stopped run left (any run's but this one's): its record's
-    /// result becomes `interrupted: …`. Returns those records.
+    /// Completes every intent a stopped run left: another run's intent whose lease has run out
+    /// and whose record still says `intended`. Its record's result becomes `interrupted: …`,
+    /// with who decided it and when the lease ended. An intent whose lease still runs is a live
+    /// run's and is left alone; one whose record already has its result (the run finished just
+    /// after its lease) only loses its index entry. Returns the records made `interrupted`.
     pub async fn reconcile(&mut self) -> Result<Vec<Change>, StoreError> {
+        let now = Utc::now();
         let mut out = Vec::new();
         for key in self.store.list("intents/").await? {
-            let Some(mut intent) = self.store.get_json::<Intent>(&key).await? else {
+            let Some(intent) = self.store.get_json::<Intent>(&key).await? else {
                 continue;
             };
             if intent.change.run_id == self.run_id {
                 continue;
             }
-            intent.change.result = INTERRUPTED.into();
-            self.store
-                .put_json(&intent.ledger_key, &intent.change)
-                .await?;
-            self.store.delete(&key).await?;
-            let c = intent.change;
-            tracing::warn!(action = %c.action, resource = %c.resource.id, run = %c.run_id, "interrupted change reconciled");
-            out.push(c);
+            let ends = intent.lease_end();
+            if now < ends {
+                tracing::debug!(run = %intent.change.run_id, lease_until = %ends, "a live run's intent left alone");
+                continue;
+            }
+            if let Some(c) = self.interrupt(&key, intent, ends, now).await? {
+                out.push(c);
+            }
         }
         Ok(out)
+    }
+
+    /// Marks `intent` (at index `key`) interrupted, unless its run recorded it meanwhile.
+    async fn interrupt(
+        &self,
+        key: &str,
+        mut intent: Intent,
+        ends: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Change>, StoreError> {
+        let recorded = self.store.get_json::<Change>(&intent.ledger_key).await?;
+        if recorded.is_some_and(|c| c.result != "intended") {
+            self.store.delete(key).await?;
+            return Ok(None);
+        }
+        let secs = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        intent.change.result = format!(
+            "{INTERRUPTED} (decided by run {} at {}: the lease of run {} ended at {} with no result recorded)",
+            self.run_id,
+            secs(now),
+            intent.change.run_id,
+            secs(ends)
+        );
+        self.store
+            .put_json(&intent.ledger_key, &intent.change)
+            .await?;
+        self.store.delete(key).await?;
+        let c = intent.change;
+        tracing::warn!(action = %c.action, resource = %c.resource.id, run = %c.run_id, "interrupted change reconciled");
+        Ok(Some(c))
     }
 
     fn ledger_key(&self) -> String {
