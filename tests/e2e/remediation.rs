@@ -763,3 +763,68 @@ async fn only_an_intent_whose_lease_ran_out_is_interrupted() {
     assert_eq!(reported, vec!["dead-run".to_string()]);
     sim.shutdown().await;
 }
+
+/// A run killed (SIGKILL) between announcing a change and recording it: its intent stays;
+/// once its lease has run out, the next run calls the change interrupted and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_change_is_called_interrupted_once_its_lease_ran_out() {
+    let sim = start(with_orphans(1)).await;
+    let policy = ENFORCE.replace(
+        "max_changes_per_run = 100\n",
+        "max_changes_per_run = 100\nintent_lease = \"1s\"\n",
+    );
+    let env = Env::new(&policy);
+    // Every answer takes 2 s: the run is inside a write when it is killed.
+    sim.set_faults(Faults {
+        latency_ms: 2_000,
+        ..Default::default()
+    });
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["remediate", "--no-ssh", "--policy", env.policy()])
+        .env("DROPLETGUARD_STATE_DIR", env.state_dir())
+        .env("DIGITALOCEAN_API_URL", sim.url())
+        .env("DIGITALOCEAN_TOKEN", &sim.token)
+        .env_remove("DROPLETGUARD_POLICY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dropletguard starts");
+    let intents = env.dir.path().join("intents");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&intents).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no intent was written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().await.expect("SIGKILL");
+    let left: Vec<Value> = env.ledger();
+    let killed = left
+        .iter()
+        .find(|c| c["result"] == "intended")
+        .cloned()
+        .expect("the killed run's record says intended");
+    sim.set_faults(Faults::default());
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let next = env
+        .run(&sim, &["remediate", "--no-ssh", "--format", "json"])
+        .await;
+    assert!(next.code <= 1, "{}{}", next.stdout, next.stderr);
+    let record = env
+        .ledger()
+        .into_iter()
+        .find(|c| c["run_id"] == killed["run_id"] && c["action"] == killed["action"])
+        .expect("the killed run's record");
+    let result = record["result"].as_str().unwrap_or_default();
+    assert!(result.starts_with("interrupted"), "{result}");
+    assert!(result.contains("with no result recorded"), "{result}");
+    assert!(next.json()["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .any(|c| c["run_id"] == killed["run_id"]));
+    sim.shutdown().await;
+}

@@ -145,7 +145,15 @@ pub struct RemediationPolicy {
     pub quarantine_tag: String,
     /// How long a finding must have been open before it is fixed ["0m": at once].
     pub grace: PolicyDuration,
+    /// How long a change announced in the ledger may go without its result before another
+    /// run calls it interrupted ["20m", [`INTENT_LEASE`]].
+    pub intent_lease: PolicyDuration,
 }
+
+/// How long an announced change may go without its result before another run calls it
+/// interrupted, by default: longer than any one change takes (one API write, or one SSH fix
+/// within its timeouts) and than a Lambda invocation may run (15 minutes).
+pub const INTENT_LEASE: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 impl Default for RemediationPolicy {
     fn default() -> Self {
@@ -156,6 +164,7 @@ impl Default for RemediationPolicy {
             quarantine_name: "dropletguard-quarantine".into(),
             quarantine_tag: "dropletguard-quarantine".into(),
             grace: PolicyDuration::default(),
+            intent_lease: PolicyDuration(INTENT_LEASE),
         }
     }
 }

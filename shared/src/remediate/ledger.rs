@@ -26,6 +26,9 @@ pub struct Ledger<'a> {
     seq: usize,
     /// Intents written and not yet completed.
     pending: Vec<Intent>,
+    /// How long this run's intents are taken to be alive ([`INTENT_LEASE`] unless the policy
+    /// says otherwise).
+    lease: Duration,
 }
 
 /// An announced change: the ledger record holding it, its index entry, and until when the run
@@ -41,10 +44,7 @@ struct Intent {
     lease_until: Option<String>,
 }
 
-/// How long an announced change may go without its result before another run calls it
-/// interrupted: longer than any one change takes (one API write, or one SSH fix within its
-/// timeouts) and than a Lambda invocation may run (15 minutes).
-pub const INTENT_LEASE: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+pub use crate::policy::INTENT_LEASE;
 
 impl Intent {
     /// When the lease ends: `lease_until`, else the change's time plus [`INTENT_LEASE`]; an
@@ -54,13 +54,13 @@ impl Intent {
         self.lease_until
             .as_deref()
             .and_then(parse)
-            .or_else(|| parse(&self.change.at).map(|at| at + lease()))
+            .or_else(|| parse(&self.change.at).map(|at| at + lease(INTENT_LEASE)))
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 }
 
-fn lease() -> Duration {
-    Duration::from_std(INTENT_LEASE).unwrap_or(Duration::MAX)
+fn lease(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
 }
 
 /// The result of a change whose run stopped between its intent and its record.
@@ -110,7 +110,14 @@ impl<'a> Ledger<'a> {
             trigger: trigger.to_string(),
             seq: 0,
             pending: Vec::new(),
+            lease: lease(INTENT_LEASE),
         }
+    }
+
+    /// This run's intents live for `lease` (`[remediation] intent_lease`).
+    pub fn with_lease(mut self, lease_for: std::time::Duration) -> Self {
+        self.lease = lease(lease_for);
+        self
     }
 
     fn change(&self, entry: Entry<'_>) -> Change {
@@ -134,7 +141,7 @@ impl<'a> Ledger<'a> {
         self.seq += 1;
         let mut change = self.change(entry.clone());
         change.result = "intended".into();
-        let lease_until = (Utc::now() + lease()).to_rfc3339_opts(SecondsFormat::Secs, true);
+        let lease_until = (Utc::now() + self.lease).to_rfc3339_opts(SecondsFormat::Secs, true);
         let intent = Intent {
             ledger_key: self.ledger_key(),
             intent_key: format!("intents/{}-{:04}.json", self.run_id, self.seq),

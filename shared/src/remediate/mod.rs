@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 pub use fix::{baseline_request, Fix, RuleEdit, FIXES};
-pub use ledger::{ledger_entries, Entry, Ledger};
+pub use ledger::{ledger_entries, Entry, Ledger, INTENT_LEASE};
 pub use plan::plan;
 pub use quarantine::{
     quarantine, quarantine_request, restore, QuarantineOutcome, QuarantineRecord,
@@ -143,7 +143,8 @@ async fn act(
     ssh: &SshAccess,
 ) -> Result<(String, Vec<Change>), RemediateError> {
     let run_key = record_plan(store, run, plan).await?;
-    let ledger = Ledger::new(store, &run.id, &run.trigger);
+    let ledger =
+        Ledger::new(store, &run.id, &run.trigger).with_lease(policy.remediation.intent_lease.0);
     let mut cx = ApplyContext {
         client,
         policy,
