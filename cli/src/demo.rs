@@ -92,7 +92,7 @@ pub async fn run(out: &Path) -> Result<ExitCode> {
     s.shutdown().await;
     result?;
     outln!(
-        "\nRun it yourself: `dropletguard sim --droplets 1000` in one terminal, then\n`DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit --no-ssh` in another\n(simulated Droplets have no SSH servers to probe)."
+        "\nRun it yourself: `dropletguard sim --droplets 1000 --token dropletguard-sim` in one terminal, then\n`DIGITALOCEAN_API_URL=http://127.0.0.1:8080 DIGITALOCEAN_TOKEN=dropletguard-sim DROPLETGUARD_STATE_DIR=/tmp/dropletguard-sim-state dropletguard audit --no-ssh` in another\n(simulated Droplets have no SSH servers to probe; the state directory keeps the simulated account out of your real store)."
     )?;
     outln!(
         "\nThe demo's files are in {0} (the next demo empties it; `rm -rf {0}` removes it).",

@@ -188,13 +188,15 @@ struct SecretArgs {
     #[arg(long = "secret-file", value_name = "FILE")]
     files: Vec<PathBuf>,
     /// A signing secret on the command line, where other users' `ps` and your shell history
-    /// see it; prefer --secret-file or $DROPLETGUARD_WEBHOOK_SECRET. Repeatable.
+    /// see it; prefer --secret-file or $DROPLETGUARD_WEBHOOK_SECRETS. Repeatable.
     #[arg(long = "secret", value_name = "whsec_...")]
     inline: Vec<String>,
 }
 
 /// The variable a signing secret is read from when no --secret-file or --secret is given.
-const WEBHOOK_SECRET_ENV: &str = "DROPLETGUARD_WEBHOOK_SECRET";
+/// The secrets themselves, as the functions read them inline: separated by spaces or commas,
+/// or a JSON list.
+const WEBHOOK_SECRET_ENV: &str = "DROPLETGUARD_WEBHOOK_SECRETS";
 
 impl SecretArgs {
     /// The secrets, in the order given: files, then command-line values; else the environment.
@@ -221,7 +223,8 @@ impl SecretArgs {
                     "no signing secret: give --secret-file FILE or set ${WEBHOOK_SECRET_ENV}"
                 )
             })?;
-            out.push(Secret::parse(text.trim()).with_context(|| format!("${WEBHOOK_SECRET_ENV}"))?);
+            out = shared::service::parse_secret_list(&text)
+                .with_context(|| format!("${WEBHOOK_SECRET_ENV}"))?;
         }
         Ok(out)
     }
@@ -580,7 +583,7 @@ async fn serve_sim(args: SimArgs) -> Result<ExitCode> {
     let _ = writeln!(
         std::io::stderr().lock(),
         "DigitalOcean API simulator on {0} with {droplets} Droplets (seed {seed}); send the token given with --token or $DIGITALOCEAN_TOKEN.\n\
-         Try: DIGITALOCEAN_API_URL={0} DIGITALOCEAN_TOKEN={token_hint} dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe)\n\
+         Try: DIGITALOCEAN_API_URL={0} DIGITALOCEAN_TOKEN={token_hint} DROPLETGUARD_STATE_DIR=/tmp/dropletguard-sim-state dropletguard audit --no-ssh   (simulated Droplets have no SSH servers to probe; a state directory of its own keeps the simulated account out of your real store)\n\
          Controls (with the same bearer token): GET {0}/_sim/requests, GET|PUT {0}/_sim/faults, GET {0}/_sim/expected; the API's own writes change it (POST {0}/v2/tags/NAME/resources tags a Droplet). Ctrl-C stops.",
         s.url()
     );

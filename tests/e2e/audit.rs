@@ -422,7 +422,7 @@ async fn demo_shows_the_insecure_fleet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firewall_listed_twice_gives_one_finding() {
-    // ../shared/cases/hostile-api/08: the firewall list names one firewall twice.
+    // tests/cases/hostile-api/08: the firewall list names one firewall twice.
     let mut st = fixtures::known();
     let heavy = st
         .firewalls

@@ -1,5 +1,5 @@
 //! Events that select Droplets by tag re-check GPU Droplets too
-//! (`tests/cases/gpu-droplet-tag-event/`, from `../shared/cases`): the API's `tag_name`
+//! (`tests/cases/gpu-droplet-tag-event/`): the API's `tag_name`
 //! filter leaves GPU Droplets out, and the simulator answers as the API does.
 
 use std::path::PathBuf;

@@ -55,7 +55,7 @@ pub async fn cli_env(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]
         .env_remove("DROPLETGUARD_POLICY")
         .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
         .env_remove("RUST_LOG")
-        .env_remove("DROPLETGUARD_WEBHOOK_SECRET")
+        .env_remove("DROPLETGUARD_WEBHOOK_SECRETS")
         .env("DIGITALOCEAN_API_URL", url)
         .env("DIGITALOCEAN_TOKEN", token)
         .stdin(Stdio::null());

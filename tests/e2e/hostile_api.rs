@@ -1,4 +1,4 @@
-//! The hostile-API cases (`tests/cases/hostile-api/`, from `../shared/cases/hostile-api/`):
+//! The hostile-API cases (`tests/cases/hostile-api/`):
 //! the base account served by the simulator, with the case's answers injected, and the CLI's
 //! answer asserted. Never a silent pass: each ends in exit 2 with an error naming the fault,
 //! or in a report that says it is incomplete and never exits 0.
@@ -294,7 +294,10 @@ async fn case03_total_not_reached_is_never_complete() {
             "GET /v2/droplets?type=gpus: read 2 items, the API announced 1000".to_string(),
         ]
     );
-    assert_eq!(r["run"]["api_requests"], 13);
+    // Page 1 of each Droplet list, and of the pages 2 to 5 it announced only those already
+    // on their way when the first short page came back (the VPC, firewall and key lists: 3).
+    let requests = r["run"]["api_requests"].as_u64().expect("api_requests");
+    assert!((2 + 3..=13).contains(&requests), "{requests} requests");
     assert_eq!(r["summary"]["droplets"], 80);
     assert_eq!(r["findings"].as_array().map(Vec::len), Some(16));
     // A Droplet that passes still gives no exit 0 when the list was short; the table says why.

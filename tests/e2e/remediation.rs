@@ -578,7 +578,7 @@ async fn without_management_ranges_nothing_risks_a_lockout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_that_cannot_take_records_stops_the_run_before_the_first_change() {
-    // ../shared/cases: `<state>/ledger` unwritable while the rest of the store works.
+    // A case of the project's hostile-store cases: `<state>/ledger` unwritable while the rest of the store works.
     let sim = start(with_orphans(2)).await;
     let env = Env::new(ENFORCE);
     std::fs::write(env.dir.path().join("ledger"), b"not a directory").expect("block ledger/");
@@ -657,7 +657,7 @@ async fn an_intent_left_by_a_stopped_run_is_reconciled_and_reported() {
 /// other's changes interrupted: each ledger record says what its own run did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_on_one_store_never_call_a_live_change_interrupted() {
-    for (runs, trials) in [(2usize, 4usize), (3, 4), (8, 2)] {
+    for (runs, trials) in [(2usize, 10usize), (3, 10), (8, 4)] {
         for trial in 0..trials {
             let sim = start(with_orphans(6)).await;
             sim.set_faults(Faults {
@@ -827,4 +827,57 @@ async fn a_run_killed_mid_change_is_called_interrupted_once_its_lease_ran_out() 
         .iter()
         .any(|c| c["run_id"] == killed["run_id"]));
     sim.shutdown().await;
+}
+
+/// The same through the functions' own code: scheduled runs of separate function instances
+/// (each its own client) at once on one state store, 20 trials each for 2, 3 and 8 instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_function_runs_on_one_store_never_call_a_live_change_interrupted() {
+    use shared::digitalocean::{Client, ClientConfig, Token};
+    use shared::service::{scheduled_run, Deps};
+    use shared::store::{DirStore, Store};
+    for (runs, trials) in [(2usize, 20usize), (3, 20), (8, 20)] {
+        for trial in 0..trials {
+            let sim = start(with_orphans(6)).await;
+            if trial % 2 == 0 {
+                sim.set_faults(Faults {
+                    latency_ms: 5,
+                    ..Default::default()
+                });
+            }
+            let dir = tempfile::tempdir().expect("state dir");
+            let instances: Vec<Deps> = (0..runs)
+                .map(|_| {
+                    let client = Client::new(ClientConfig::new(sim.url(), Token::new(&sim.token)))
+                        .expect("client");
+                    let policy = shared::Policy::parse(ENFORCE, "p.toml").expect("policy");
+                    Deps::new(client, Store::Dir(DirStore::new(dir.path())), policy)
+                })
+                .collect();
+            let reports =
+                futures::future::join_all(instances.iter().map(|d| scheduled_run(d, "schedule")))
+                    .await;
+            for r in reports {
+                let r = r.expect("a report");
+                let bad: Vec<_> = r
+                    .changes
+                    .iter()
+                    .filter(|c| c.result.starts_with("interrupted"))
+                    .collect();
+                assert!(bad.is_empty(), "{runs} instances, trial {trial}: {bad:?}");
+            }
+            let store = Store::Dir(DirStore::new(dir.path()));
+            for c in shared::remediate::ledger_entries(&store)
+                .await
+                .expect("ledger")
+            {
+                assert!(
+                    c.result != "intended" && !c.result.starts_with("interrupted"),
+                    "{runs} instances, trial {trial}: {c:?}"
+                );
+            }
+            assert_eq!(baseline_count(&sim), 1, "one baseline firewall");
+            sim.shutdown().await;
+        }
+    }
 }

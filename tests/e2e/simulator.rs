@@ -446,10 +446,12 @@ async fn sim_banner(args: &[&str]) -> String {
 
 #[tokio::test]
 async fn the_sim_banner_gives_a_command_that_works_and_never_a_token_of_the_users() {
-    // Its "Try:" line left the token out: run as printed, the audit said "no API token".
+    // Its "Try:" line left the token out: run as printed, the audit said "no API token". It
+    // also names a state directory of its own: the simulated account's cache and budget must
+    // not land in the user's real store.
     let banner = sim_banner(&[]).await;
     assert!(
-        banner.contains("DIGITALOCEAN_TOKEN=dropletguard-sim dropletguard audit --no-ssh"),
+        banner.contains("DIGITALOCEAN_TOKEN=dropletguard-sim DROPLETGUARD_STATE_DIR=/tmp/dropletguard-sim-state dropletguard audit --no-ssh"),
         "{banner}"
     );
     // A token given to the simulator may be a real DigitalOcean token: not printed.

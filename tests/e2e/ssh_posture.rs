@@ -1,4 +1,4 @@
-//! SSH posture as real Droplets have it (`../shared/cases/ssh/`), against throwaway sshd on
+//! SSH posture as real Droplets have it (`tests/ssh/fixtures/cases/`), against throwaway sshd on
 //! loopback driven by the real `dropletguard` binary: a `Match User` block that turns passwords
 //! back on, and the netstat fallback with its rewritten process titles.
 

@@ -195,7 +195,7 @@ async fn send_signs_and_delivers_to_a_receiver() {
         "http://127.0.0.1:9",
         "unused",
         &send_env,
-        &[("DROPLETGUARD_WEBHOOK_SECRET", SECRET)],
+        &[("DROPLETGUARD_WEBHOOK_SECRETS", SECRET)],
     )
     .await;
     assert_eq!(from_env.code, 0, "{}{}", from_env.stdout, from_env.stderr);
@@ -203,7 +203,7 @@ async fn send_signs_and_delivers_to_a_receiver() {
     assert_eq!(none.code, 2);
     assert!(
         none.stderr.contains(
-            "no signing secret: give --secret-file FILE or set $DROPLETGUARD_WEBHOOK_SECRET"
+            "no signing secret: give --secret-file FILE or set $DROPLETGUARD_WEBHOOK_SECRETS"
         ),
         "{}",
         none.stderr

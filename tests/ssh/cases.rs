@@ -1,4 +1,4 @@
-//! The listener cases of `../shared/cases/ssh/` (copied under `fixtures/cases/`): the listener
+//! The listener cases under `tests/ssh/fixtures/cases/`: the listener
 //! output as the Droplet printed it, parsed, its owners identified the way the management
 //! session does it, and judged by `service.exposed` against the case's fleet and policy.
 

@@ -28,7 +28,7 @@ pub struct Opts {
     /// Lines appended to the generated main file (e.g. `SetEnv PATH=…`).
     pub extra_config: String,
     /// A whole configuration instead of the generated one, with the placeholders of
-    /// `../shared/cases/ssh/` (`@DIR@`, `@ADDR@` = 127.0.0.1, `@PORT@`); the host key is at
+    /// `tests/ssh/fixtures/cases/` (`@DIR@`, `@ADDR@` = 127.0.0.1, `@PORT@`); the host key is at
     /// `@DIR@/hostkey`.
     pub config_template: Option<String>,
     /// Another OpenSSH build's root (an extracted package: `usr/sbin/sshd`,

@@ -144,6 +144,46 @@ async fn audit_rss_in(bin: &Path, sim: &Api, policy: &Path, kept: Option<&Path>)
     })
 }
 
+/// Section 6, continued: a `meta.total` the pages do not bear out (999,999 for 1,000 regular
+/// Droplets, just under the 1,000,000 cap), beside the same account answered honestly: the
+/// requests each full read sends.
+async fn hostile_total_rows(dg: &Path, policy: &Path, misses: &mut Vec<String>) -> Res<String> {
+    let mut md = String::from(
+        "### A list size that is a lie\n\n`meta.total` of the regular Droplet list said to be 999,999 \
+         while the list holds 1,000 Droplets (5 pages); the first short page ends the list, and only the \
+         wave already on its way (`page_concurrency`, 50) still goes out.\n\n\
+         | answer | requests of the full read | complete |\n|---|---:|---|\n",
+    );
+    let mut honest = 0;
+    for (label, total) in [("honest", None), ("meta.total 999,999", Some(999_999u64))] {
+        let mut state = fleet::generate(&FleetSpec::new(1_000, 1));
+        if let Some(t) = total {
+            state.faults.meta_total.insert("/v2/droplets".into(), t);
+        }
+        let s = Sim::start_local("bench-token", state).await?;
+        let run = audit_rss(dg, &Api::of(&s), policy).await?;
+        s.shutdown().await;
+        let report: Value = serde_json::from_slice(&run.stdout)?;
+        let requests = report["run"]["api_requests"].as_u64().unwrap_or(0);
+        let complete = report["run"]["complete"].as_bool().unwrap_or(false);
+        md.push_str(&format!("| {label} | {requests} | {complete} |\n"));
+        match total {
+            None => honest = requests,
+            // Two lists answer on that path (regular and GPU): one wave each at most.
+            Some(_) if requests > honest + 2 * 50 => misses.push(format!(
+                "a lying meta.total cost {requests} requests, more than one wave over the honest {honest}"
+            )),
+            Some(_) => {}
+        }
+        eprintln!("hostile total, {label}: {requests} requests");
+    }
+    md.push_str(
+        "\nTarget: at most one wave (50 requests) a list over the honest read; before, the same \
+                 answer cost about 3,300 requests until the reserve stopped it.\n\n",
+    );
+    Ok(md)
+}
+
 /// A valid 200 MiB answer to `GET /v2/droplets` (one Droplet whose name is 200 MiB of `a`),
 /// streamed, with `Content-Length` unless `unannounced`.
 fn huge_droplet_list(unannounced: bool) -> sim::Override {
@@ -542,6 +582,7 @@ async fn every_section(
         Err(e) => md.push_str(&format!("Not measured: {e}\n\n")),
     }
     md.push_str(&huge_body_bench(&dg, policy, runs, misses).await?);
+    md.push_str(&hostile_total_rows(&dg, policy, misses).await?);
     md.push_str(&events::section(dir, policy, runs, misses).await?);
     md.push_str("## Targets missed\n\n");
     if misses.is_empty() {
