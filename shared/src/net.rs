@@ -39,6 +39,40 @@ impl Cidr {
     }
 }
 
+impl Cidr {
+    /// Parses an address or range written in the policy, where exactly one spelling is
+    /// accepted for each: no IPv4 part or prefix length with a leading zero (other tools read
+    /// `010` as octal 8), no IPv6 address with an embedded IPv4 part (`::ffff:10.0.0.1` is IPv4
+    /// to some tools), and no host bits set (`203.0.113.5/24` is refused by some tools and read
+    /// as a host by others). Errors say what to write instead.
+    pub fn parse_policy(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let c = Cidr::parse(t)?;
+        let (addr, prefix) = t.split_once('/').map_or((t, None), |(a, p)| (a, Some(p)));
+        let leading_zero = |part: &str| part.len() > 1 && part.starts_with('0');
+        if prefix.is_some_and(leading_zero)
+            || (c.family() == Family::V4 && addr.split('.').any(leading_zero))
+        {
+            return Err(format!(
+                "{s:?} has a part with a leading zero, which other tools read as octal; write {c}"
+            ));
+        }
+        if c.family() == Family::V6 && addr.contains('.') {
+            return Err(format!(
+                "{s:?} embeds an IPv4 address in IPv6, which some tools read as IPv4; write the IPv4 range or the IPv6 one in hex"
+            ));
+        }
+        if let Ok(net) = t.parse::<IpNet>() {
+            if net != net.trunc() {
+                return Err(format!(
+                    "{s:?} has host bits set, which other tools refuse or read as one host; write the network {c}"
+                ));
+            }
+        }
+        Ok(c)
+    }
+}
+
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -53,8 +87,9 @@ impl Serialize for Cidr {
 
 impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Only the policy deserializes addresses: its strict spelling.
         let s = String::deserialize(d)?;
-        Cidr::parse(&s).map_err(serde::de::Error::custom)
+        Cidr::parse_policy(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -248,6 +283,33 @@ mod tests {
         // Two halves of the world less one address each way: the shorter side wins.
         let two = set(&["0.0.0.0/1"]);
         assert_eq!(two.to_string(), "0.0.0.0/1");
+    }
+
+    #[test]
+    fn a_policy_address_has_one_spelling() {
+        for ok in [
+            "203.0.113.0/24",
+            "198.51.100.7",
+            "2001:db8::/32",
+            "2001:DB8::/32",
+            "0.0.0.0/0",
+        ] {
+            assert!(Cidr::parse_policy(ok).is_ok(), "{ok}");
+        }
+        let err = |s: &str| Cidr::parse_policy(s).expect_err(s);
+        assert_eq!(
+            err("010.0.0.0/8"),
+            "\"010.0.0.0/8\" has a part with a leading zero, which other tools read as octal; write 10.0.0.0/8"
+        );
+        assert!(err("10.0.0.0/08").contains("leading zero"));
+        assert!(err("::ffff:10.0.0.1").contains("embeds an IPv4 address"));
+        assert_eq!(
+            err("203.0.113.5/24"),
+            "\"203.0.113.5/24\" has host bits set, which other tools refuse or read as one host; write the network 203.0.113.0/24"
+        );
+        assert!(err("10.1/16").contains("is not an IPv4/IPv6 address or CIDR"));
+        // The API's own firewall sources keep the lenient reading.
+        assert_eq!(c("203.0.113.5/24").to_string(), "203.0.113.0/24");
     }
 
     #[test]

@@ -162,3 +162,25 @@ async fn the_demo_keeps_its_files_in_one_place_and_says_where() {
     );
     assert!(foreign.join("notes.txt").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_address_other_tools_read_differently_is_refused_by_line_and_key() {
+    let sim = start(fixtures::known()).await;
+    for (cidr, words) in [
+        ("010.0.0.0/8", "leading zero"),
+        ("::ffff:203.0.113.1", "embeds an IPv4 address"),
+        ("203.0.113.5/24", "host bits set"),
+    ] {
+        let policy = format!("[management]\ncidrs = [\"{cidr}\"]\n");
+        let run = cli_with_policy(&sim, &policy, &["audit", "--no-ssh"]).await;
+        assert_eq!(run.code, 2, "{cidr}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(":2: management.cidrs"),
+            "{cidr}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(words), "{cidr}: {}", run.stderr);
+        assert!(sim.requests().is_empty(), "refused before any request");
+    }
+    sim.shutdown().await;
+}
