@@ -657,7 +657,7 @@ async fn an_intent_left_by_a_stopped_run_is_reconciled_and_reported() {
 /// other's changes interrupted: each ledger record says what its own run did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_on_one_store_never_call_a_live_change_interrupted() {
-    for (runs, trials) in [(2usize, 10usize), (3, 10), (8, 4)] {
+    for (runs, trials) in [(2usize, 20usize), (3, 20), (8, 20)] {
         for trial in 0..trials {
             let sim = start(with_orphans(6)).await;
             sim.set_faults(Faults {
